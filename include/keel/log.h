@@ -10,6 +10,9 @@ typedef enum kl_log_level {
     KL_LOG_OFF = 4
 } kl_log_level_t;
 
+/* Longest line written, newline included; longer messages are cut and end in "...". */
+#define KL_LOG_LINE_MAX 4096
+
 void kl_log_set_level(kl_log_level_t lvl);
 kl_log_level_t kl_log_get_level(void);
 /* Parses "debug|info|warn|error|off" (case-insensitive); KL_EINVAL otherwise. */
