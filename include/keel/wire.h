@@ -19,6 +19,7 @@
 #define WIRE_MAX_VERSION 0 /* every API is at version 0 today */
 #define WIRE_ERRMSG_LEN 160
 #define WIRE_HOST_LEN 256
+#define WIRE_MAX_FETCH_ENTRIES 65536 /* Raft entries in one fetch response */
 
 typedef enum wire_api {
     WIRE_API_API_VERSIONS = 1,
@@ -81,6 +82,10 @@ typedef struct wire_msg {
     void *owned_; /* decoder-owned memory (frame buffer, entry arrays) */
 } wire_msg_t;
 
+/* Why the last wire_frame_split / wire_decode / wire_encode on this thread
+ * failed, for the log line that closes the connection ("" if none yet). */
+const char *wire_last_error(void);
+
 /* Splits a stream: with `avail` bytes buffered, returns 0 and sets *frame_len
  * (including the 4-byte prefix) when a whole frame is present, KL_EAGAIN when
  * more bytes are needed, KL_ETOOBIG when the announced length exceeds
@@ -93,19 +98,33 @@ int wire_frame_split(const uint8_t *data, size_t avail, size_t max_frame, size_t
  * matching api, bad record batch CRC), KL_EUNKNOWNAPI for an unknown api
  * (in that case *out is still filled with api and correlation id so the
  * caller can answer with an error response), KL_EUNSUPPORTED for a version
- * above WIRE_MAX_VERSION. */
+ * above WIRE_MAX_VERSION (likewise filled). *out is NULL on any other error.
+ * Fetch-response entries are checked to be consecutive among themselves; that
+ * the first one is at the request's fetch_offset is the requester's check.
+ * wire_msg_free is only for messages from wire_decode. */
 int wire_decode(uint8_t *frame, size_t frame_len, wire_msg_t **out);
 void wire_msg_free(wire_msg_t *m);
 
 /* Appends one whole frame (prefix included) to out. Raft fetch-response
  * entries go into the payload as RecordBatch v2 batches (one batch per run of
- * entries with the same epoch and control flag). */
+ * entries with the same epoch and control flag); a snapshot chunk is the
+ * payload of a FetchSnapshot response. An error response (error != 0) carries
+ * the header only, so it may answer an unknown api or version. The message is
+ * checked like a decoded one: KL_EINVAL (and wire_last_error) if it would be
+ * refused by wire_decode; out is unchanged on failure. */
 int wire_encode(const wire_msg_t *m, kl_buf_t *out);
 
 /* Convenience: initialise a message (zeroes, leader_id -1). */
 void wire_msg_init(wire_msg_t *m, uint32_t api, bool response, uint64_t correlation_id);
 
-/* Maps a raft message type to its API number, and back. */
+/* Maps a raft message type to its API number (0 for an invalid type); the
+ * body of a Raft API message is body.raft with the matching type. */
 uint32_t wire_api_for_raft(raft_msg_type_t t);
+
+/* wire_msg_init for the API of r->type (response per the type), body.raft = *r. */
+void wire_msg_from_raft(wire_msg_t *m, const raft_msg_t *r, uint64_t correlation_id);
+
+/* The APIs and versions this build serves, for an ApiVersions response. */
+void wire_api_versions_local(wire_api_versions_resp_t *out);
 
 #endif
