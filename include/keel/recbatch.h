@@ -189,7 +189,8 @@ int recbatch_encode_entries(kl_buf_t *buf, const raft_entry_t *entries, int n);
  * KL_ECORRUPT also for a record with a key, headers or a null value, or
  * offsets not consecutive across batches, KL_EAGAIN for a truncated last
  * batch) and returns *n entries in a malloc'd *entries (NULL when n is 0;
- * caller frees) whose data point into p. */
-int recbatch_decode_entries(const uint8_t *p, size_t len, raft_entry_t **entries, int *n);
+ * caller frees) whose data point into p. More than max_entries records is
+ * KL_ETOOBIG, found before anything is allocated. */
+int recbatch_decode_entries(const uint8_t *p, size_t len, int max_entries, raft_entry_t **entries, int *n);
 
 #endif

@@ -1,6 +1,7 @@
 /* raftlog.c — Raft entries stored as RecordBatch v2 in a seglog, with crash-safe truncation at any offset. */
 #include "keel/raftlog.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,7 +175,7 @@ int raftlog_truncate(raftlog_t *rl, int64_t offset)
          * the side, then swap it in (see RAFTLOG_PENDING_FILE). */
         raft_entry_t *e;
         int n;
-        rc = recbatch_decode_entries(rl->scratch.data, rl->scratch.len, &e, &n);
+        rc = recbatch_decode_entries(rl->scratch.data, rl->scratch.len, INT_MAX, &e, &n);
         if (rc < 0) return rc;
         kl_buf_t prefix;
         kl_buf_init(&prefix, RECBATCH_MAX_BYTES);
@@ -208,7 +209,7 @@ int raftlog_load(raftlog_t *rl, const raft_entry_t **entries, int *n)
     }
     raft_entry_t *e = NULL;
     int count = 0;
-    if (rc == 0) rc = recbatch_decode_entries(rl->loaded.data, rl->loaded.len, &e, &count);
+    if (rc == 0) rc = recbatch_decode_entries(rl->loaded.data, rl->loaded.len, INT_MAX, &e, &count);
     if (rc == 0 && count > 0 && e[0].offset != seglog_start_offset(rl->sl)) rc = KL_ECORRUPT;
     if (rc < 0) {
         KL_ERROR("storage", "%s: cannot load the Raft log: %s", rl->dir, kl_strerror(rc));

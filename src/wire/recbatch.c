@@ -341,7 +341,7 @@ int recbatch_encode_entries(kl_buf_t *buf, const raft_entry_t *e, int n)
     return rc;
 }
 
-int recbatch_decode_entries(const uint8_t *p, size_t len, raft_entry_t **entries, int *n)
+int recbatch_decode_entries(const uint8_t *p, size_t len, int max_entries, raft_entry_t **entries, int *n)
 {
     *entries = NULL;
     *n = 0;
@@ -355,7 +355,7 @@ int recbatch_decode_entries(const uint8_t *p, size_t len, raft_entry_t **entries
         if (next >= 0 && h.base_offset != next) return KL_ECORRUPT;
         next = recbatch_next_offset(&h);
         count += h.record_count;
-        if (count > INT_MAX) return KL_ETOOBIG;
+        if (count > max_entries) return KL_ETOOBIG;
     }
     if (count == 0) return 0;
     raft_entry_t *e = calloc((size_t)count, sizeof *e);

@@ -390,81 +390,29 @@ static void enc_fetch_resp(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratc
     f->snapshot_id = enc_snapshot_id(&m->body.raft.u.fetch_resp.snapshot_id, s);
 }
 
-/* Entries travel as RecordBatch v2 (DESIGN.md §5): one batch per run of the
- * same epoch and control flag (the batch's partitionLeaderEpoch and control
- * attribute), a new batch when one would pass RECBATCH_MAX_BYTES; each entry
- * is a record with a null key and the entry as value. */
+/* Entries travel as RecordBatch v2 (DESIGN.md §5), batched by recbatch: one
+ * batch per run of equal epoch and control flag, split at RECBATCH_MAX_BYTES. */
 static int put_entries(const wire_msg_t *m, kl_buf_t *out)
 {
-    static const uint8_t empty[1];
-    const raft_entry_t *e = m->body.raft.u.fetch_resp.entries;
-    recbatch_builder_t b;
-    bool open = false;
-    int rc = 0;
-    for (int i = 0; i < m->body.raft.u.fetch_resp.n_entries && rc == 0; i++) {
-        const void *data = e[i].len ? e[i].data : empty;
-        bool same_run = open && e[i].epoch == e[i - 1].epoch && e[i].control == e[i - 1].control;
-        rc = same_run ? recbatch_add(&b, 0, NULL, -1, data, (int32_t)e[i].len, NULL, 0) : KL_ETOOBIG;
-        if (rc != KL_ETOOBIG) continue;
-        /* a new run, or the batch is full: start another batch */
-        if (open && (rc = recbatch_finish(&b)) != 0) break;
-        recbatch_meta_t meta =
-            recbatch_meta(e[i].offset, e[i].epoch, e[i].control ? RECBATCH_ATTR_CONTROL : 0);
-        if ((rc = recbatch_begin(&b, out, &meta)) != 0) break;
-        open = true;
-        rc = recbatch_add(&b, 0, NULL, -1, data, (int32_t)e[i].len, NULL, 0);
-    }
-    if (rc == 0 && open) rc = recbatch_finish(&b);
+    int rc = recbatch_encode_entries(out, m->body.raft.u.fetch_resp.entries,
+                                     m->body.raft.u.fetch_resp.n_entries);
     return rc ? fail(rc, "cannot batch fetch entries: %s", kl_strerror(rc)) : 0;
 }
 
-/* Reads the payload's batches into entries pointing into the frame. Two
- * passes: validate every batch (CRC and layout) and count, then allocate once
- * and fill; check_fetch_resp then checks offsets and epochs entry by entry. */
+/* The payload's batches become entries pointing into the frame (zero-copy);
+ * check_fetch_resp then bounds their count and checks epochs entry by entry. */
 static int dec_entries(wire_msg_t *m, raft_entry_t **out, int *n_out)
 {
-    const uint8_t *base = m->payload;
-    size_t total = m->payload_len, count = 0;
-    for (size_t pos = 0; pos < total;) {
-        recbatch_header_t h;
-        int rc = recbatch_validate(base + pos, total - pos, &h);
-        if (rc)
-            return fail(KL_EPROTO, "fetch response batch at payload byte %zu: %s", pos,
-                        rc == KL_EAGAIN ? "truncated" : kl_strerror(rc));
-        if (h.record_count <= 0)
-            return fail(KL_EPROTO, "empty batch at payload byte %zu", pos);
-        count += (size_t)h.record_count;
-        if (count > WIRE_MAX_FETCH_ENTRIES) /* before allocating for them */
-            return fail(KL_EPROTO, "fetch response holds over %d entries", WIRE_MAX_FETCH_ENTRIES);
-        pos += recbatch_total_size(&h);
-    }
-    if (count == 0) return 0;
-    raft_entry_t *e = calloc(count, sizeof *e);
-    if (!e) return fail(KL_ENOMEM, "no memory for %zu fetch entries", count);
-    size_t n = 0;
-    for (size_t pos = 0; pos < total;) {
-        recbatch_header_t h;
-        recbatch_iter_t it;
-        recbatch_record_t rec;
-        /* Both passed recbatch_validate above: failures here are bugs. */
-        KL_ASSERT(recbatch_parse_header(base + pos, total - pos, &h) == 0);
-        KL_ASSERT(recbatch_iter_init(&it, base + pos, total - pos) == 0);
-        int rc;
-        while ((rc = recbatch_iter_next(&it, &rec)) == 0) {
-            KL_ASSERT(n < count);
-            e[n].offset = rec.offset;
-            e[n].epoch = h.leader_epoch;
-            e[n].control = recbatch_is_control(&h);
-            e[n].len = rec.value.len > 0 ? (uint32_t)rec.value.len : 0;
-            e[n].data = rec.value.len > 0 ? rec.value.data : NULL;
-            n++;
-        }
-        KL_ASSERT(rc == KL_ENOENT);
-        pos += recbatch_total_size(&h);
-    }
-    KL_ASSERT(n == count);
-    *out = e;
-    *n_out = (int)n;
+    int rc = recbatch_decode_entries(m->payload, m->payload_len, WIRE_MAX_FETCH_ENTRIES, out, n_out);
+    if (rc == KL_ENOMEM) return fail(rc, "no memory for fetch entries");
+    if (rc == KL_ETOOBIG)
+        return fail(KL_EPROTO, "more than %d fetch entries", WIRE_MAX_FETCH_ENTRIES);
+    if (rc == KL_ECORRUPT) /* recbatch does not say which check failed */
+        return fail(KL_EPROTO, "fetch response batches corrupt: bad CRC or layout, a record "
+                               "Keel does not write, or offsets that do not follow");
+    if (rc)
+        return fail(KL_EPROTO, "fetch response batches refused: %s",
+                    rc == KL_EAGAIN ? "last batch truncated" : kl_strerror(rc));
     return 0;
 }
 
@@ -831,6 +779,13 @@ static int from_header(const Keel__Header *h, wire_msg_t *m)
     m->error = h->error;
     m->leader_id = h->leader_id;
     m->leader_port = h->leader_port;
+    /* The strings come first: an error response for an api or version we do
+     * not know still carries its text and leader hint to the caller. */
+    int rc;
+    if ((rc = copy_str(m->error_message, sizeof m->error_message, h->error_message, "error_message")) ||
+        (rc = copy_str(m->leader_host, sizeof m->leader_host, h->leader_host, "leader_host")) ||
+        (rc = copy_str(m->cluster_id, sizeof m->cluster_id, h->cluster_id, "cluster_id")))
+        return rc;
     const wire_body_ops_t *ops = body_ops(m->api, m->response);
     if (!ops)
         return fail(KL_EUNKNOWNAPI, "unknown api %" PRIu32 " (correlation id %" PRIu64 ")", m->api,
@@ -838,11 +793,6 @@ static int from_header(const Keel__Header *h, wire_msg_t *m)
     if (m->version > WIRE_MAX_VERSION)
         return fail(KL_EUNSUPPORTED, "%s version %" PRIu32 " above %d (correlation id %" PRIu64 ")",
                     wire_api_name(m->api), m->version, WIRE_MAX_VERSION, m->correlation_id);
-    int rc;
-    if ((rc = copy_str(m->error_message, sizeof m->error_message, h->error_message, "error_message")) ||
-        (rc = copy_str(m->leader_host, sizeof m->leader_host, h->leader_host, "leader_host")) ||
-        (rc = copy_str(m->cluster_id, sizeof m->cluster_id, h->cluster_id, "cluster_id")))
-        return rc;
     if (!check_header(m)) return KL_EPROTO;
     if (ops->raft_type) m->body.raft.type = ops->raft_type;
 

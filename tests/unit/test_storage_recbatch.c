@@ -1,5 +1,6 @@
 /* test_storage_recbatch.c — RecordBatch v2: Kafka byte layout, round trips, and malformed input that must be refused without crashing. */
 #include <check.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,7 +489,7 @@ START_TEST(raft_entries_pack_one_batch_per_epoch_and_control_run_and_decode_back
 
     raft_entry_t *out;
     int n;
-    ck_assert_int_eq(recbatch_decode_entries(buf.data, buf.len, &out, &n), 0);
+    ck_assert_int_eq(recbatch_decode_entries(buf.data, buf.len, INT_MAX, &out, &n), 0);
     ck_assert_int_eq(n, 6);
     for (int i = 0; i < 6; i++) {
         ck_assert_int_eq(out[i].offset, 40 + i);
@@ -498,7 +499,7 @@ START_TEST(raft_entries_pack_one_batch_per_epoch_and_control_run_and_decode_back
         ck_assert_mem_eq(out[i].data, vals[i], out[i].len);
     }
     free(out);
-    ck_assert_int_eq(recbatch_decode_entries(buf.data, 0, &out, &n), 0);
+    ck_assert_int_eq(recbatch_decode_entries(buf.data, 0, INT_MAX, &out, &n), 0);
     ck_assert_int_eq(n, 0);
     ck_assert_ptr_null(out);
     kl_buf_free(&buf);
@@ -534,7 +535,7 @@ START_TEST(a_long_run_is_split_where_a_batch_would_pass_the_size_limit)
     ck_assert_int_eq(h.record_count, 2);
     raft_entry_t *out;
     int n;
-    ck_assert_int_eq(recbatch_decode_entries(buf.data, buf.len, &out, &n), 0);
+    ck_assert_int_eq(recbatch_decode_entries(buf.data, buf.len, INT_MAX, &out, &n), 0);
     ck_assert_int_eq(n, 4);
     ck_assert_int_eq(out[3].offset, 3);
     free(out);
@@ -555,7 +556,7 @@ START_TEST(entry_decoding_refuses_foreign_records_gaps_and_torn_batches)
     build_batch(&buf, 0, 1, 2); /* records with keys: not Raft entries */
     raft_entry_t *out;
     int n;
-    ck_assert_int_eq(recbatch_decode_entries(buf.data, buf.len, &out, &n), KL_ECORRUPT);
+    ck_assert_int_eq(recbatch_decode_entries(buf.data, buf.len, INT_MAX, &out, &n), KL_ECORRUPT);
     ck_assert_ptr_null(out);
 
     raft_entry_t e[2] = {{.offset = 0, .epoch = 1, .len = 1, .data = (const uint8_t *)"x"},
@@ -566,7 +567,7 @@ START_TEST(entry_decoding_refuses_foreign_records_gaps_and_torn_batches)
     ck_assert_int_eq(recbatch_parse_header(buf.data, buf.len, &h), 0);
     for (size_t cut = 1; cut < buf.len; cut++) {
         uint8_t *q = dup_exact(buf.data, cut);
-        int rc = recbatch_decode_entries(q, cut, &out, &n);
+        int rc = recbatch_decode_entries(q, cut, INT_MAX, &out, &n);
         if (cut == recbatch_total_size(&h)) { /* a batch boundary: the first entry alone */
             ck_assert_int_eq(rc, 0);
             ck_assert_int_eq(n, 1);
@@ -577,7 +578,7 @@ START_TEST(entry_decoding_refuses_foreign_records_gaps_and_torn_batches)
         free(q);
     }
     recbatch_set_base_offset(buf.data + recbatch_total_size(&h), 7); /* gap after offset 0 */
-    ck_assert_int_eq(recbatch_decode_entries(buf.data, buf.len, &out, &n), KL_ECORRUPT);
+    ck_assert_int_eq(recbatch_decode_entries(buf.data, buf.len, INT_MAX, &out, &n), KL_ECORRUPT);
     kl_buf_free(&buf);
 }
 END_TEST

@@ -600,6 +600,40 @@ START_TEST(unknown_api_is_reported_with_its_correlation_id)
 }
 END_TEST
 
+/* A newer peer may answer with an error for an api or version we do not
+ * know; its text and leader hint must still reach the caller. */
+START_TEST(error_response_for_unknown_api_or_version_keeps_its_message_and_leader_hint)
+{
+    static const struct { uint32_t api, version; int rc; } cases[] = {
+        {99, 0, KL_EUNKNOWNAPI},
+        {WIRE_API_DESCRIBE_QUORUM, WIRE_MAX_VERSION + 1, KL_EUNSUPPORTED},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        wire_msg_t m;
+        wire_msg_init(&m, cases[i].api, true, 31);
+        m.version = cases[i].version;
+        m.error = KL_ENOTCONTROLLER;
+        strcpy(m.error_message, "ask the active controller");
+        m.leader_id = 4;
+        strcpy(m.leader_host, "ctl-4.example");
+        m.leader_port = 9094;
+        kl_buf_t b;
+        encode_ok(&m, &b);
+        wire_msg_t *out = NULL;
+        ck_assert_int_eq(decode_copy(b.data, b.len, &out), cases[i].rc);
+        kl_buf_free(&b);
+        ck_assert_ptr_nonnull(out);
+        ck_assert_uint_eq(out->correlation_id, 31);
+        ck_assert_int_eq(out->error, KL_ENOTCONTROLLER);
+        ck_assert_str_eq(out->error_message, "ask the active controller");
+        ck_assert_int_eq(out->leader_id, 4);
+        ck_assert_str_eq(out->leader_host, "ctl-4.example");
+        ck_assert_int_eq(out->leader_port, 9094);
+        wire_msg_free(out);
+    }
+}
+END_TEST
+
 START_TEST(too_new_version_is_reported_with_its_correlation_id)
 {
     Keel__Header h = KEEL__HEADER__INIT;
@@ -765,7 +799,7 @@ START_TEST(fetch_entries_that_are_not_consecutive_or_go_back_in_epoch_are_refuse
     ck_assert_int_eq(decode_fetch_with_payload(&p), 0);
     add_batch(&p, 16, 2, 1); /* gap: 15 is missing */
     ck_assert_int_eq(decode_fetch_with_payload(&p), KL_EPROTO);
-    ck_assert_ptr_nonnull(strstr(wire_last_error(), "does not follow"));
+    ck_assert_ptr_nonnull(strstr(wire_last_error(), "offsets that do not follow"));
 
     kl_buf_reset(&p);
     add_batch(&p, 10, 3, 2);
@@ -804,7 +838,7 @@ START_TEST(fetch_response_with_too_many_entries_is_refused)
     ck_assert_int_eq(decode_fetch_with_payload(&p), 0);
     add_batch(&p, WIRE_MAX_FETCH_ENTRIES, 1, 1);
     ck_assert_int_eq(decode_fetch_with_payload(&p), KL_EPROTO);
-    ck_assert_ptr_nonnull(strstr(wire_last_error(), "over 65536 entries"));
+    ck_assert_ptr_nonnull(strstr(wire_last_error(), "more than 65536 fetch entries"));
     kl_buf_free(&p);
 }
 END_TEST
@@ -1001,6 +1035,7 @@ static Suite *wire_suite(void)
     tcase_add_test(t, header_that_is_not_protobuf_is_refused);
     tcase_add_test(t, unknown_api_is_reported_with_its_correlation_id);
     tcase_add_test(t, too_new_version_is_reported_with_its_correlation_id);
+    tcase_add_test(t, error_response_for_unknown_api_or_version_keeps_its_message_and_leader_hint);
     tcase_add_test(t, body_that_does_not_match_api_or_direction_is_refused);
     tcase_add_test(t, numbers_out_of_range_are_refused);
     tcase_add_test(t, fetch_entries_that_are_not_consecutive_or_go_back_in_epoch_are_refused);
