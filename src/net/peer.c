@@ -54,6 +54,7 @@ struct net_peer {
     struct evbuffer *outq;    /* requests written before the connection is up */
     struct event *retry_ev;   /* next connection attempt */
     int failures;             /* consecutive failures: the backoff exponent */
+    int64_t last_attempt_ms;  /* when the last connection attempt started */
     uint64_t next_corr;
     struct net_pending *pending, *pending_tail;
     int n_inflight;
@@ -343,6 +344,7 @@ static void try_next_addr(net_peer_t *p, const char *why)
 static void peer_connect(net_peer_t *p)
 {
     char why[NET_ERR_LEN];
+    p->last_attempt_ms = net_now_ms();
     p->addr_i = p->n_addrs = 0;
     if (net_resolve(p->host, p->port, false, p->addrs, p->addr_lens, NET_MAX_ADDRS, &p->n_addrs, why,
                     sizeof why) != 0) {
@@ -446,9 +448,17 @@ int net_request(net_peer_t *p, wire_msg_t *req, int timeout_ms, net_response_cb 
     int err = 0;
     if (p->n_inflight >= NET_MAX_INFLIGHT) {
         err = KL_EFULL;
-    } else if (p->state == PEER_BACKOFF) {
-        err = KL_ECONNECT; /* fail fast; net_peer_last_error says why */
+    } else if (p->state == PEER_BACKOFF && net_now_ms() - p->last_attempt_ms < NET_RECONNECT_MIN_MS) {
+        err = KL_ECONNECT; /* just failed: fail fast; net_peer_last_error says why */
     } else {
+        /* A request is evidence the peer is wanted now: a node that restarted
+         * must be reachable for the next election at once, not after a backoff
+         * grown while it was down. Attempts stay at most one per
+         * NET_RECONNECT_MIN_MS, and callers pace their requests anyway. */
+        if (p->state == PEER_BACKOFF) {
+            evtimer_del(p->retry_ev);
+            p->state = PEER_IDLE;
+        }
         req->correlation_id = q->corr;
         struct evbuffer *out = p->state == PEER_UP ? bufferevent_get_output(p->bev) : p->outq;
         err = evbuffer_get_length(out) > NET_MAX_OUTPUT_BYTES ? KL_EFULL : net_send_msg(out, req);
