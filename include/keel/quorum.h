@@ -1,0 +1,73 @@
+/* quorum.h — the Raft io driver: runs the pure core (raft.h) over the real
+ * disk (raftlog, quorum-state, snapshots) and network (net.h), in the order
+ * raft_update_t demands. Used by controllers (voters) and, later, brokers
+ * (observers). */
+#ifndef KEEL_QUORUM_H
+#define KEEL_QUORUM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keel/config.h"
+#include "keel/net.h"
+#include "keel/raft.h"
+
+#define QUORUM_MAX_PENDING_INBOUND 512 /* Raft requests awaiting the core's answer */
+#define QUORUM_PENDING_MAX_AGE_MS 30000 /* answers the core never gave are dropped after this */
+#define QUORUM_SHUTDOWN_WAIT_MS 3000
+#define QUORUM_LOG_DIR_NAME "__cluster_metadata-0"    /* a resigning leader waits this long for a successor */
+
+typedef struct quorum quorum_t;
+
+/* The state machine above the log. All callbacks run on the loop thread. */
+typedef struct quorum_sm {
+    /* A committed entry, in offset order, exactly once per process lifetime
+     * (entries below a restored snapshot are never replayed). */
+    void (*apply)(void *arg, const raft_entry_t *e);
+    /* Replace the whole state with a snapshot (at start and when a leader
+     * sends one). Returns 0 or KL_ECORRUPT. */
+    int (*restore)(void *arg, raft_snapshot_id_t id, const uint8_t *data, uint64_t len);
+    /* Role, epoch or leader changed. */
+    void (*role_changed)(void *arg, raft_role_t role, int32_t epoch, int32_t leader_id);
+    void *arg;
+} quorum_sm_t;
+
+typedef struct quorum_options {
+    const kl_config_t *cfg;   /* keeld config (kcfg schema) */
+    const char *metadata_dir; /* formatted, verified by the caller */
+    const char *cluster_id;
+    net_loop_t *loop;
+    net_tls_t *client_tls;    /* for connections to other voters; NULL = plaintext */
+    quorum_sm_t sm;
+} quorum_options_t;
+
+int quorum_open(const quorum_options_t *opt, quorum_t **out, char *err, size_t errlen);
+/* Closes files and peers; no callbacks afterwards. */
+void quorum_close(quorum_t *q);
+
+/* Handles an inbound Raft request (VOTE, BEGIN/END_QUORUM_EPOCH, FETCH_RAFT,
+ * FETCH_SNAPSHOT); takes ownership of req. */
+void quorum_on_request(quorum_t *q, net_conn_id_t conn, wire_msg_t *req);
+/* The inbound connection closed: forget requests pending on it. */
+void quorum_on_conn_closed(quorum_t *q, net_conn_id_t conn);
+
+/* Leader only: append one record; the offset and epoch returned identify it (it is
+ * committed when applied with that epoch). KL_ENOTLEADER otherwise. */
+int quorum_propose(quorum_t *q, const uint8_t *data, uint32_t len, int64_t *offset, int32_t *epoch);
+/* Records a snapshot of the applied state covering offsets below end_offset:
+ * written durably, then the log before it is deleted. */
+int quorum_snapshot(quorum_t *q, int64_t end_offset, const uint8_t *data, uint64_t len);
+
+/* Fills a DescribeQuorum response, or a KL_ENOTLEADER error with the
+ * leader's address. */
+void quorum_describe(quorum_t *q, wire_msg_t *resp);
+
+/* Graceful stop (DESIGN.md §2): a leader resigns with EndQuorumEpoch and
+ * waits (bounded) for a successor; `done` runs once when it may exit. */
+void quorum_shutdown(quorum_t *q, void (*done)(void *arg), void *arg);
+
+const raft_t *quorum_raft(const quorum_t *q);
+int64_t quorum_applied_end(const quorum_t *q); /* offsets below it are applied */
+int64_t quorum_log_bytes_since_snapshot(const quorum_t *q);
+
+#endif

@@ -1,0 +1,667 @@
+/* quorum.c — runs the pure Raft core over real disks and sockets, doing what
+ * each raft_update_t asks in the order raft.h fixes: persist state, install
+ * snapshot, truncate, append + fsync, send, apply (DESIGN.md §2, §6). */
+#include "keel/quorum.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "keel/err.h"
+#include "keel/kcfg.h"
+#include "keel/log.h"
+#include "keel/qstate.h"
+#include "keel/raftlog.h"
+#include "keel/snapfile.h"
+#include "keel/uuid.h"
+
+#define MOD "quorum"
+#define TICK_MAX_MS 50        /* the core is ticked at least this often */
+#define QUEUE_MAX 1024        /* events waiting while a step runs */
+#define REDIRECT_MSG_LEN 160
+
+typedef struct pending_in {
+    bool used;
+    int32_t from;
+    uint64_t rpc_id;
+    uint32_t api;
+    uint64_t correlation_id;
+    net_conn_id_t conn;
+    int64_t since_ms;
+} pending_in_t;
+
+typedef struct voter_peer {
+    int32_t id;
+    char host[KCFG_HOST_LEN];
+    int port;
+    net_peer_t *peer; /* NULL for ourselves */
+    quorum_t *q;
+} voter_peer_t;
+
+/* Events that arrive while the core is stepping wait here, so the core is
+ * never re-entered from a callback. */
+typedef struct queued {
+    raft_event_type_t type;
+    wire_msg_t *msg; /* RECV: owned */
+    int32_t peer;    /* PEER_DOWN */
+    int64_t persisted_end;
+} queued_t;
+
+struct quorum {
+    quorum_options_t opt;
+    char cluster_id[64];
+    int32_t node_id;
+    raft_t *raft;
+    raftlog_t *log;
+    char dir[4096];
+    voter_peer_t voters[RAFT_MAX_VOTERS];
+    int n_voters;
+    int request_timeout_ms;
+    int fetch_max_wait_ms;
+    pending_in_t pending[QUORUM_MAX_PENDING_INBOUND];
+    queued_t queue[QUEUE_MAX];
+    int q_head, q_len;
+    bool draining;
+    bool closing; /* no core steps from callbacks fired while tearing down */
+    struct event *tick_ev;
+    int64_t applied_end;
+    int64_t bytes_since_snapshot;
+    void (*shutdown_done)(void *);
+    void *shutdown_arg;
+    struct event *shutdown_ev;
+    int64_t shutdown_deadline;
+    int32_t shutdown_epoch;
+};
+
+static void drain(quorum_t *q);
+
+/* Disk errors under Raft are fatal: continuing after a failed fsync could
+ * acknowledge what is not durable (DESIGN.md §2 "appended only after fsync"). */
+static _Noreturn void fatal(const char *what, int rc)
+{
+    KL_ERROR(MOD, "fatal: %s: %s; stopping so that nothing undurable is relied on", what,
+             kl_strerror(rc));
+    exit(1);
+}
+
+static void enqueue(quorum_t *q, const queued_t *e)
+{
+    if (q->q_len == QUEUE_MAX) {
+        /* Dropping is safe: the core retries requests on its timers. */
+        KL_WARN(MOD, "event queue full (%d); dropping a %d event", QUEUE_MAX, (int)e->type);
+        if (e->msg) wire_msg_free(e->msg);
+        return;
+    }
+    q->queue[(q->q_head + q->q_len) % QUEUE_MAX] = *e;
+    q->q_len++;
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+static bool is_response(raft_msg_type_t t)
+{
+    return t == RAFT_MSG_VOTE_RESP || t == RAFT_MSG_BEGIN_EPOCH_RESP ||
+           t == RAFT_MSG_END_EPOCH_RESP || t == RAFT_MSG_FETCH_RESP ||
+           t == RAFT_MSG_FETCH_SNAPSHOT_RESP;
+}
+
+static voter_peer_t *voter(quorum_t *q, int32_t id)
+{
+    for (int i = 0; i < q->n_voters; i++)
+        if (q->voters[i].id == id) return &q->voters[i];
+    return NULL;
+}
+
+static void on_response(net_peer_t *p, int err, wire_msg_t *resp, void *arg)
+{
+    quorum_t *q = arg;
+    if (q->closing) {
+        if (resp) wire_msg_free(resp);
+        return;
+    }
+    if (err) {
+        /* Not fatal: the core notices the silence and retries or elects. */
+        KL_DEBUG(MOD, "request to %s failed: %s", net_peer_name(p), kl_strerror(err));
+        return;
+    }
+    if (resp->error) {
+        KL_WARN(MOD, "%s answered %s: %s %s", net_peer_name(p), wire_api_name(resp->api),
+                kl_errname(resp->error), resp->error_message);
+        wire_msg_free(resp);
+        return;
+    }
+    if (resp->cluster_id[0] && strcmp(resp->cluster_id, q->cluster_id) != 0) {
+        KL_WARN(MOD, "%s belongs to cluster %s, not %s; ignoring its answer", net_peer_name(p),
+                resp->cluster_id, q->cluster_id);
+        wire_msg_free(resp);
+        return;
+    }
+    enqueue(q, &(queued_t){.type = RAFT_EV_RECV, .msg = resp});
+    drain(q);
+}
+
+static void send_request(quorum_t *q, const raft_msg_t *m)
+{
+    voter_peer_t *v = voter(q, m->to);
+    if (!v || !v->peer) {
+        KL_WARN(MOD, "core sent %s to node %d, which is not another voter", raft_msg_type_name(m->type),
+                m->to);
+        return;
+    }
+    wire_msg_t req;
+    wire_msg_init(&req, wire_api_for_raft(m->type), false, 0);
+    snprintf(req.cluster_id, sizeof req.cluster_id, "%s", q->cluster_id);
+    req.body.raft = *m;
+    /* A fetch may be long-polled by the leader, so it gets that much longer. */
+    int timeout = q->request_timeout_ms + (m->type == RAFT_MSG_FETCH_REQ ? q->fetch_max_wait_ms : 0);
+    int rc = net_request(v->peer, &req, timeout, on_response, q);
+    if (rc) KL_DEBUG(MOD, "cannot send %s to node %d: %s", raft_msg_type_name(m->type), m->to, kl_strerror(rc));
+}
+
+static pending_in_t *find_pending(quorum_t *q, int32_t from, uint64_t rpc_id)
+{
+    for (int i = 0; i < QUORUM_MAX_PENDING_INBOUND; i++) {
+        pending_in_t *p = &q->pending[i];
+        if (p->used && p->from == from && p->rpc_id == rpc_id) return p;
+    }
+    return NULL;
+}
+
+static void send_response(quorum_t *q, const raft_msg_t *m)
+{
+    pending_in_t *p = find_pending(q, m->to, m->rpc_id);
+    if (!p) {
+        KL_DEBUG(MOD, "no pending request from node %d rpc %llu for %s (connection gone)", m->to,
+                 (unsigned long long)m->rpc_id, raft_msg_type_name(m->type));
+        return;
+    }
+    wire_msg_t resp;
+    wire_msg_init(&resp, p->api, true, p->correlation_id);
+    snprintf(resp.cluster_id, sizeof resp.cluster_id, "%s", q->cluster_id);
+    resp.body.raft = *m;
+    int rc = net_reply(q->opt.loop, p->conn, &resp);
+    if (rc) KL_DEBUG(MOD, "reply to node %d: %s", m->to, kl_strerror(rc));
+    p->used = false;
+}
+
+/* ---- applying an update -------------------------------------------------- */
+
+static void log_notes(const raft_update_t *u)
+{
+    static const kl_log_level_t lv[] = {KL_LOG_DEBUG, KL_LOG_INFO, KL_LOG_WARN, KL_LOG_ERROR};
+    for (int i = 0; i < u->n_notes; i++) {
+        int l = u->notes[i].level;
+        kl_log_write(lv[l < 0 ? 0 : l > 3 ? 3 : l], "raft", "%s", u->notes[i].text);
+    }
+}
+
+static void apply_update(quorum_t *q, const raft_update_t *u)
+{
+    log_notes(u);
+    int rc;
+    if (u->persist_state && (rc = qstate_write(q->dir, &u->hard_state)) != 0)
+        fatal("cannot persist quorum-state", rc);
+    if (u->install_snapshot) {
+        if ((rc = snapfile_write(q->dir, u->snapshot_id, u->snapshot_data, u->snapshot_len)) != 0)
+            fatal("cannot write snapshot", rc);
+        if ((rc = raftlog_reset(q->log, u->snapshot_id.end_offset)) != 0)
+            fatal("cannot reset the metadata log after a snapshot", rc);
+        if (q->opt.sm.restore(q->opt.sm.arg, u->snapshot_id, u->snapshot_data, u->snapshot_len) != 0)
+            fatal("the leader's snapshot does not decode", KL_ECORRUPT);
+        snapfile_delete_older(q->dir, u->snapshot_id);
+        q->applied_end = u->snapshot_id.end_offset;
+        q->bytes_since_snapshot = 0;
+        KL_INFO(MOD, "installed snapshot ending at offset %lld (epoch %d)",
+                (long long)u->snapshot_id.end_offset, u->snapshot_id.last_epoch);
+    }
+    if (u->truncate_to >= 0 && (rc = raftlog_truncate(q->log, u->truncate_to)) != 0)
+        fatal("cannot truncate the metadata log", rc);
+    if (u->n_entries > 0) {
+        if ((rc = raftlog_append(q->log, u->entries, u->n_entries)) != 0)
+            fatal("cannot append to the metadata log", rc);
+        if ((rc = raftlog_sync(q->log)) != 0) fatal("cannot fsync the metadata log", rc);
+        for (int i = 0; i < u->n_entries; i++) q->bytes_since_snapshot += u->entries[i].len;
+        const raft_entry_t *last = &u->entries[u->n_entries - 1];
+        enqueue(q, &(queued_t){.type = RAFT_EV_PERSISTED, .persisted_end = last->offset + 1});
+    }
+    for (int i = 0; i < u->n_msgs; i++) {
+        if (is_response(u->msgs[i].type)) send_response(q, &u->msgs[i]);
+        else send_request(q, &u->msgs[i]);
+    }
+    int64_t from = u->apply_from > q->applied_end ? u->apply_from : q->applied_end;
+    for (int64_t off = from; off < u->high_watermark; off++) {
+        const raft_entry_t *e = raft_entry_at(q->raft, off);
+        KL_ASSERT(e != NULL); /* committed entries stay until the next snapshot */
+        q->opt.sm.apply(q->opt.sm.arg, e);
+        q->applied_end = off + 1;
+    }
+    if (u->role_changed)
+        q->opt.sm.role_changed(q->opt.sm.arg, raft_role(q->raft), raft_epoch(q->raft),
+                               raft_leader(q->raft));
+}
+
+static void step(quorum_t *q, raft_event_t *ev)
+{
+    raft_update_t u;
+    ev->now_ms = net_now_ms();
+    int rc = raft_step(q->raft, ev, &u);
+    if (rc) {
+        KL_WARN(MOD, "core refused a %d event: %s", (int)ev->type, kl_strerror(rc));
+        return;
+    }
+    apply_update(q, &u);
+}
+
+static void rearm_tick(quorum_t *q)
+{
+    int64_t delay = raft_next_deadline(q->raft) - net_now_ms();
+    if (delay < 1) delay = 1;
+    if (delay > TICK_MAX_MS) delay = TICK_MAX_MS;
+    struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+    evtimer_add(q->tick_ev, &tv);
+}
+
+static void drain(quorum_t *q)
+{
+    if (q->draining) return; /* the outer drain picks the new events up */
+    q->draining = true;
+    while (q->q_len > 0) {
+        queued_t e = q->queue[q->q_head];
+        q->q_head = (q->q_head + 1) % QUEUE_MAX;
+        q->q_len--;
+        raft_event_t ev = {.type = e.type};
+        if (e.type == RAFT_EV_RECV) ev.u.msg = &e.msg->body.raft;
+        else if (e.type == RAFT_EV_PEER_DOWN) ev.u.peer = e.peer;
+        else if (e.type == RAFT_EV_PERSISTED) ev.u.persisted_end = e.persisted_end;
+        step(q, &ev);
+        if (e.msg) wire_msg_free(e.msg);
+    }
+    q->draining = false;
+    if (q->tick_ev) rearm_tick(q);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    quorum_t *q = arg;
+    enqueue(q, &(queued_t){.type = RAFT_EV_TICK});
+    drain(q);
+}
+
+static void on_peer_state(net_peer_t *p, bool connected, void *arg)
+{
+    voter_peer_t *v = arg;
+    (void)p;
+    if (v->q->closing) return;
+    if (connected) {
+        KL_INFO(MOD, "connected to voter %d at %s:%d", v->id, v->host, v->port);
+        return;
+    }
+    /* EOF/RST/refused: lets a follower elect quickly instead of waiting out
+     * the fetch timeout (DESIGN.md §2 "faster than KRaft on crashes"). */
+    enqueue(v->q, &(queued_t){.type = RAFT_EV_PEER_DOWN, .peer = v->id});
+    drain(v->q);
+}
+
+/* ---- inbound requests ----------------------------------------------------- */
+
+static void reply_error(quorum_t *q, net_conn_id_t conn, const wire_msg_t *req, int err, const char *msg)
+{
+    wire_msg_t resp;
+    wire_msg_init(&resp, req->api, true, req->correlation_id);
+    resp.error = err;
+    snprintf(resp.error_message, sizeof resp.error_message, "%s", msg);
+    snprintf(resp.cluster_id, sizeof resp.cluster_id, "%s", q->cluster_id);
+    net_reply(q->opt.loop, conn, &resp);
+}
+
+static pending_in_t *alloc_pending(quorum_t *q, int64_t now)
+{
+    pending_in_t *free_slot = NULL;
+    for (int i = 0; i < QUORUM_MAX_PENDING_INBOUND; i++) {
+        pending_in_t *p = &q->pending[i];
+        /* A request the core never answered (e.g. a long-poll replaced by a
+         * newer fetch) is stale long after its sender gave up. */
+        if (p->used && now - p->since_ms > QUORUM_PENDING_MAX_AGE_MS) p->used = false;
+        if (!p->used && !free_slot) free_slot = p;
+    }
+    return free_slot;
+}
+
+void quorum_on_request(quorum_t *q, net_conn_id_t conn, wire_msg_t *req)
+{
+    char msg[REDIRECT_MSG_LEN];
+    if (req->cluster_id[0] && strcmp(req->cluster_id, q->cluster_id) != 0) {
+        KL_WARN(MOD, "refusing %s from %s: cluster id %s is not ours (%s)", wire_api_name(req->api),
+                net_conn_addr(q->opt.loop, conn), req->cluster_id, q->cluster_id);
+        snprintf(msg, sizeof msg, "cluster id %s does not match %s", req->cluster_id, q->cluster_id);
+        reply_error(q, conn, req, KL_ECLUSTERID, msg);
+        wire_msg_free(req);
+        return;
+    }
+    if (req->body.raft.to != q->node_id) {
+        snprintf(msg, sizeof msg, "request for node %d reached node %d", req->body.raft.to, q->node_id);
+        KL_WARN(MOD, "%s (from %s)", msg, net_conn_addr(q->opt.loop, conn));
+        reply_error(q, conn, req, KL_ENODEID, msg);
+        wire_msg_free(req);
+        return;
+    }
+    int64_t now = net_now_ms();
+    pending_in_t *p = find_pending(q, req->body.raft.from, req->body.raft.rpc_id);
+    if (!p) p = alloc_pending(q, now);
+    if (!p) {
+        KL_WARN(MOD, "%d Raft requests pending; refusing one from %s", QUORUM_MAX_PENDING_INBOUND,
+                net_conn_addr(q->opt.loop, conn));
+        reply_error(q, conn, req, KL_EFULL, "too many pending Raft requests");
+        wire_msg_free(req);
+        return;
+    }
+    *p = (pending_in_t){.used = true, .from = req->body.raft.from, .rpc_id = req->body.raft.rpc_id,
+                        .api = req->api, .correlation_id = req->correlation_id, .conn = conn,
+                        .since_ms = now};
+    enqueue(q, &(queued_t){.type = RAFT_EV_RECV, .msg = req});
+    drain(q);
+}
+
+void quorum_on_conn_closed(quorum_t *q, net_conn_id_t conn)
+{
+    for (int i = 0; i < QUORUM_MAX_PENDING_INBOUND; i++)
+        if (q->pending[i].used && q->pending[i].conn == conn) q->pending[i].used = false;
+}
+
+/* ---- application interface ---------------------------------------------- */
+
+int quorum_propose(quorum_t *q, const uint8_t *data, uint32_t len, int64_t *offset, int32_t *epoch)
+{
+    const uint8_t *const datas[1] = {data};
+    const uint32_t lens[1] = {len};
+    raft_event_t ev = {.type = RAFT_EV_PROPOSE, .now_ms = net_now_ms()};
+    ev.u.propose.data = datas;
+    ev.u.propose.len = lens;
+    ev.u.propose.n = 1;
+    raft_update_t u;
+    /* Proposals come from the loop thread outside any step; queued events
+     * keep their order because drain() ran to completion before we got here. */
+    KL_ASSERT(!q->draining);
+    int rc = raft_step(q->raft, &ev, &u);
+    if (rc) return rc;
+    q->draining = true;
+    apply_update(q, &u);
+    q->draining = false;
+    drain(q);
+    if (u.propose_error) return u.propose_error;
+    if (offset) *offset = u.propose_first_offset;
+    if (epoch) *epoch = u.propose_epoch;
+    return 0;
+}
+
+int quorum_snapshot(quorum_t *q, int64_t end_offset, const uint8_t *data, uint64_t len)
+{
+    if (end_offset <= raft_log_start(q->raft) || end_offset > q->applied_end) return KL_EINVAL;
+    const raft_entry_t *last = raft_entry_at(q->raft, end_offset - 1);
+    if (!last) return KL_EINVAL;
+    raft_snapshot_id_t id = {.end_offset = end_offset, .last_epoch = last->epoch};
+    int rc = snapfile_write(q->dir, id, data, len);
+    if (rc) {
+        KL_ERROR(MOD, "cannot write snapshot at %lld: %s", (long long)end_offset, kl_strerror(rc));
+        return rc;
+    }
+    raft_event_t ev = {.type = RAFT_EV_SNAPSHOT, .now_ms = net_now_ms()};
+    ev.u.snapshot.id = id;
+    ev.u.snapshot.data = data;
+    ev.u.snapshot.len = len;
+    raft_update_t u;
+    KL_ASSERT(!q->draining);
+    if ((rc = raft_step(q->raft, &ev, &u)) != 0) return rc;
+    q->draining = true;
+    apply_update(q, &u);
+    q->draining = false;
+    /* Only now is the log below the snapshot redundant. */
+    if ((rc = raftlog_delete_before(q->log, end_offset)) != 0)
+        KL_WARN(MOD, "cannot delete log segments below %lld: %s", (long long)end_offset, kl_strerror(rc));
+    snapfile_delete_older(q->dir, id);
+    q->bytes_since_snapshot = 0;
+    KL_INFO(MOD, "snapshot at offset %lld (epoch %d, %llu bytes)", (long long)end_offset, id.last_epoch,
+            (unsigned long long)len);
+    drain(q);
+    return 0;
+}
+
+void quorum_describe(quorum_t *q, wire_msg_t *resp)
+{
+    raft_quorum_info_t info;
+    int64_t now = net_now_ms(), wall = net_wall_ms();
+    int rc = raft_describe(q->raft, now, &info);
+    snprintf(resp->cluster_id, sizeof resp->cluster_id, "%s", q->cluster_id);
+    if (rc) {
+        resp->error = KL_ENOTLEADER;
+        resp->leader_id = info.leader_id;
+        voter_peer_t *v = voter(q, info.leader_id);
+        if (v) {
+            snprintf(resp->leader_host, sizeof resp->leader_host, "%s", v->host);
+            resp->leader_port = v->port;
+        }
+        snprintf(resp->error_message, sizeof resp->error_message,
+                 "node %d is not the active controller (leader: %d)", q->node_id, info.leader_id);
+        return;
+    }
+    wire_describe_quorum_resp_t *d = &resp->body.describe_quorum;
+    snprintf(d->cluster_id, sizeof d->cluster_id, "%s", q->cluster_id);
+    d->leader_id = info.leader_id;
+    d->leader_epoch = info.epoch;
+    d->high_watermark = info.high_watermark;
+    /* The core keeps monotonic times; operators want wall-clock ones. */
+#define TO_WALL(t) ((t) < 0 ? -1 : wall - (now - (t)))
+    for (int i = 0; i < info.n_voters; i++)
+        d->voters[i] = (wire_replica_t){info.voters[i].node_id, info.voters[i].log_end_offset,
+                                        TO_WALL(info.voters[i].last_fetch_ms),
+                                        TO_WALL(info.voters[i].last_caught_up_ms)};
+    d->n_voters = info.n_voters;
+    for (int i = 0; i < info.n_observers; i++)
+        d->observers[i] = (wire_replica_t){info.observers[i].node_id, info.observers[i].log_end_offset,
+                                           TO_WALL(info.observers[i].last_fetch_ms),
+                                           TO_WALL(info.observers[i].last_caught_up_ms)};
+    d->n_observers = info.n_observers;
+#undef TO_WALL
+}
+
+/* ---- shutdown ------------------------------------------------------------- */
+
+static void on_shutdown_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    quorum_t *q = arg;
+    bool successor = raft_epoch(q->raft) > q->shutdown_epoch;
+    if (successor || net_now_ms() >= q->shutdown_deadline) {
+        if (successor)
+            KL_INFO(MOD, "node %d leads epoch %d; resigned leader may exit", raft_leader(q->raft),
+                    raft_epoch(q->raft));
+        else
+            KL_WARN(MOD, "no successor within %d ms; exiting anyway", QUORUM_SHUTDOWN_WAIT_MS);
+        q->shutdown_done(q->shutdown_arg);
+        return;
+    }
+    struct timeval tv = {0, 20 * 1000};
+    evtimer_add(q->shutdown_ev, &tv);
+}
+
+void quorum_shutdown(quorum_t *q, void (*done)(void *arg), void *arg)
+{
+    bool was_leader = raft_role(q->raft) == RAFT_LEADER;
+    q->shutdown_done = done;
+    q->shutdown_arg = arg;
+    q->shutdown_epoch = raft_epoch(q->raft);
+    enqueue(q, &(queued_t){.type = RAFT_EV_SHUTDOWN});
+    drain(q);
+    if (!was_leader) {
+        done(arg);
+        return;
+    }
+    /* Keep serving fetches so the successors catch up, until one wins. */
+    q->shutdown_deadline = net_now_ms() + QUORUM_SHUTDOWN_WAIT_MS;
+    q->shutdown_ev = evtimer_new(net_loop_base(q->opt.loop), on_shutdown_poll, q);
+    KL_ASSERT(q->shutdown_ev != NULL);
+    struct timeval tv = {0, 20 * 1000};
+    evtimer_add(q->shutdown_ev, &tv);
+}
+
+/* ---- open / close --------------------------------------------------------- */
+
+static int load_state(quorum_t *q, raft_restore_t *rs, uint8_t **snap, char *err, size_t errlen)
+{
+    int rc = qstate_read(q->dir, &rs->hard_state);
+    if (rc == KL_ENOENT) {
+        rs->hard_state = (raft_hard_state_t){0, RAFT_NO_NODE, RAFT_NO_NODE};
+    } else if (rc) {
+        snprintf(err, errlen, "%s/quorum-state: %s (refusing to start: a voter that forgets its vote could vote twice)",
+                 q->dir, kl_strerror(rc));
+        return rc;
+    }
+    size_t snap_len = 0;
+    rc = snapfile_latest(q->dir, &rs->snapshot_id, snap, &snap_len);
+    rs->snapshot_len = snap_len;
+    if (rc == KL_ENOENT) {
+        rs->snapshot_id = (raft_snapshot_id_t){0, 0};
+    } else if (rc) {
+        snprintf(err, errlen, "%s: cannot read snapshots: %s", q->dir, kl_strerror(rc));
+        return rc;
+    }
+    rs->snapshot_data = *snap;
+    int64_t snap_end = rs->snapshot_id.end_offset;
+    seglog_config_t sc;
+    seglog_config_defaults(&sc);
+    sc.segment_bytes = (uint32_t)kl_config_int(q->opt.cfg, "metadata.log.segment.bytes");
+    rc = raftlog_open(q->dir, &sc, &q->log);
+    if (rc) {
+        snprintf(err, errlen, "%s: cannot open the metadata log: %s", q->dir, kl_strerror(rc));
+        return rc;
+    }
+    if (raftlog_start_offset(q->log) > snap_end) {
+        snprintf(err, errlen,
+                 "%s: the metadata log starts at offset %lld but the newest valid snapshot ends at %lld: "
+                 "state is incomplete",
+                 q->dir, (long long)raftlog_start_offset(q->log), (long long)snap_end);
+        return KL_ECORRUPT;
+    }
+    if (raftlog_end_offset(q->log) < snap_end && (rc = raftlog_reset(q->log, snap_end)) != 0) {
+        snprintf(err, errlen, "%s: cannot reset the log to the snapshot: %s", q->dir, kl_strerror(rc));
+        return rc;
+    }
+    const raft_entry_t *entries;
+    int n;
+    if ((rc = raftlog_load(q->log, &entries, &n)) != 0) {
+        snprintf(err, errlen, "%s: cannot load the metadata log: %s", q->dir, kl_strerror(rc));
+        return rc;
+    }
+    int skip = 0;
+    while (skip < n && entries[skip].offset < snap_end) skip++;
+    rs->entries = entries + skip;
+    rs->n_entries = n - skip;
+    rs->high_watermark_hint = snap_end;
+    if (snap_end > 0) {
+        if ((rc = q->opt.sm.restore(q->opt.sm.arg, rs->snapshot_id, rs->snapshot_data, rs->snapshot_len)) != 0) {
+            snprintf(err, errlen, "%s: snapshot at %lld does not decode", q->dir, (long long)snap_end);
+            return rc;
+        }
+    }
+    q->applied_end = snap_end;
+    KL_INFO(MOD, "loaded epoch %d voted_for %d, snapshot end %lld, log [%lld, %lld)",
+            rs->hard_state.epoch, rs->hard_state.voted_for, (long long)snap_end,
+            (long long)raftlog_start_offset(q->log), (long long)raftlog_end_offset(q->log));
+    return 0;
+}
+
+int quorum_open(const quorum_options_t *opt, quorum_t **out, char *err, size_t errlen)
+{
+    quorum_t *q = calloc(1, sizeof *q);
+    if (!q) return KL_ENOMEM;
+    q->opt = *opt;
+    snprintf(q->cluster_id, sizeof q->cluster_id, "%s", opt->cluster_id);
+    /* The metadata log is partition 0 of __cluster_metadata, as in KRaft;
+     * its quorum-state and snapshots live beside its segments. */
+    snprintf(q->dir, sizeof q->dir, "%s/%s", opt->metadata_dir, QUORUM_LOG_DIR_NAME);
+    raft_config_t rc_cfg;
+    int rc = kcfg_raft_config(opt->cfg, &rc_cfg, err, errlen);
+    if (rc) goto fail;
+    /* Timeouts must differ between nodes; the seed only has to be random. */
+    uint8_t seed_bytes[KL_UUID_LEN];
+    if (kl_uuid_random(seed_bytes) == 0) memcpy(&rc_cfg.seed, seed_bytes, sizeof rc_cfg.seed);
+    q->node_id = rc_cfg.node_id;
+    q->request_timeout_ms = rc_cfg.request_timeout_ms;
+    q->fetch_max_wait_ms = rc_cfg.fetch_max_wait_ms;
+
+    kcfg_voter_t vs[RAFT_MAX_VOTERS];
+    int nv;
+    if ((rc = kcfg_parse_voters(kl_config_str(opt->cfg, "controller.quorum.voters"), vs, RAFT_MAX_VOTERS,
+                                &nv, err, errlen)) != 0)
+        goto fail;
+
+    raft_restore_t rs = {0};
+    uint8_t *snap = NULL;
+    rc = load_state(q, &rs, &snap, err, errlen);
+    if (rc == 0) {
+        q->raft = raft_new(&rc_cfg, &rs, net_now_ms());
+        if (!q->raft) {
+            snprintf(err, errlen, "invalid Raft configuration or out of memory");
+            rc = KL_ECONFIG;
+        }
+    }
+    free(snap);
+    if (q->log) raftlog_release_loaded(q->log);
+    if (rc) goto fail;
+
+    for (int i = 0; i < nv; i++) {
+        voter_peer_t *v = &q->voters[q->n_voters++];
+        v->id = vs[i].id;
+        snprintf(v->host, sizeof v->host, "%s", vs[i].host);
+        v->port = vs[i].port;
+        v->q = q;
+        if (v->id == q->node_id) continue;
+        v->peer = net_peer_new(opt->loop, v->host, v->port, opt->client_tls, on_peer_state, v);
+        if (!v->peer) {
+            snprintf(err, errlen, "cannot create a connection to voter %d", v->id);
+            rc = KL_ENOMEM;
+            goto fail;
+        }
+    }
+    q->tick_ev = evtimer_new(net_loop_base(opt->loop), on_tick, q);
+    if (!q->tick_ev) {
+        rc = KL_ENOMEM;
+        goto fail;
+    }
+    rearm_tick(q);
+    *out = q;
+    return 0;
+fail:
+    quorum_close(q);
+    return rc;
+}
+
+void quorum_close(quorum_t *q)
+{
+    if (!q) return;
+    q->closing = true;
+    if (q->tick_ev) event_free(q->tick_ev);
+    if (q->shutdown_ev) event_free(q->shutdown_ev);
+    for (int i = 0; i < q->n_voters; i++)
+        if (q->voters[i].peer) net_peer_free(q->voters[i].peer);
+    while (q->q_len > 0) {
+        queued_t *e = &q->queue[q->q_head];
+        if (e->msg) wire_msg_free(e->msg);
+        q->q_head = (q->q_head + 1) % QUEUE_MAX;
+        q->q_len--;
+    }
+    if (q->log) {
+        int rc = raftlog_sync(q->log);
+        if (rc) KL_ERROR(MOD, "final fsync of the metadata log failed: %s", kl_strerror(rc));
+        raftlog_close(q->log);
+    }
+    raft_free(q->raft);
+    free(q);
+}
+
+const raft_t *quorum_raft(const quorum_t *q) { return q->raft; }
+int64_t quorum_applied_end(const quorum_t *q) { return q->applied_end; }
+int64_t quorum_log_bytes_since_snapshot(const quorum_t *q) { return q->bytes_since_snapshot; }
