@@ -194,8 +194,12 @@ int kcfg_load(const char *path, const char *const *overrides, int n_overrides,
     if (!c) return KL_ENOMEM;
     int rc = kl_config_load_file(c, path, err, errlen);
     for (int i = 0; rc == 0 && i < n_overrides; i++) rc = kl_config_set(c, overrides[i], err, errlen);
-    if (rc == 0) rc = kl_config_validate(c, err, errlen);
     if (rc != 0) goto fail;
+    char sub[KL_CONFIG_ERR_LEN];
+    if ((rc = kl_config_validate(c, sub, sizeof sub)) != 0) {
+        snprintf(err, errlen, "%s: %s", path, sub);
+        goto fail;
+    }
 
     const char *roles = kl_config_str(c, "process.roles");
     const char *item;
@@ -210,7 +214,6 @@ int kcfg_load(const char *path, const char *const *overrides, int n_overrides,
     }
     kcfg_voter_t voters[RAFT_MAX_VOTERS];
     int nv;
-    char sub[KL_CONFIG_ERR_LEN];
     if ((rc = kcfg_parse_voters(kl_config_str(c, "controller.quorum.voters"), voters,
                                 RAFT_MAX_VOTERS, &nv, sub, sizeof sub)) != 0) {
         snprintf(err, errlen, "%s: %s", path, sub);

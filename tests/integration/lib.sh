@@ -1,0 +1,108 @@
+# lib.sh — sourced by every tests/integration/test_*.sh: a private cluster dir,
+# cleanup on any exit, PASS/FAIL reporting and bounded polling helpers.
+# shellcheck shell=bash disable=SC2317 # functions run through t_wait/t_check
+set -Eeuo pipefail
+
+T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+T_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
+BUILD=${BUILD:-build}
+[[ $BUILD == /* ]] || BUILD=$T_ROOT/$BUILD
+export KEEL_BIN=$BUILD/bin
+# Tests talk to their own cluster only.
+unset KEEL_BOOTSTRAP_CONTROLLER KEEL_BOOTSTRAP_SERVER KEEL_COMMAND_CONFIG KEEL_CLUSTER_DIR
+
+# shellcheck source=tools/cluster
+source "$T_ROOT/tools/cluster"
+cl_bins
+
+T_WAIT_S=60 # generous: a loaded 2-core machine must not make a test flaky
+T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/keel-it-$T_NAME.XXXXXX")
+CL_DIR=$T_TMP/cluster
+T_DONE=0
+T_ERR=""
+
+t_cleanup() {
+  local rc=$?
+  set +e
+  if ((rc != 0 && T_DONE == 0)); then
+    echo "FAIL $T_NAME: exit status $rc${T_ERR:+ at $T_ERR}"
+    t_show_logs
+  fi
+  [[ -e $CL_DIR ]] && "$T_ROOT/tools/cluster" down --dir "$CL_DIR" >/dev/null 2>&1
+  rm -rf "$T_TMP"
+  exit "$rc"
+}
+trap t_cleanup EXIT
+trap 'exit 143' TERM INT
+trap 'T_ERR="line $LINENO: $BASH_COMMAND"' ERR
+
+t_show_logs() {
+  local f
+  for f in "$CL_DIR"/c*/keeld.log; do
+    [[ -f $f ]] || continue
+    echo "--- tail of $f"
+    tail -n 15 "$f"
+  done
+}
+
+t_fail() {
+  T_DONE=1
+  echo "FAIL $T_NAME: $*"
+  t_show_logs
+  exit 1
+}
+
+t_pass() {
+  T_DONE=1
+  echo "PASS $T_NAME"
+  exit 0
+}
+
+t_log() { echo "  $T_NAME: $*"; }
+
+# The cluster tool on this test's dir.
+cluster() { "$T_ROOT/tools/cluster" "$1" --dir "$CL_DIR" "${@:2}"; }
+
+# t_wait DESCRIPTION CMD...: polls CMD until it succeeds, failing the test after T_WAIT_S.
+t_wait() {
+  local what=$1
+  shift
+  cl_wait_until "$T_WAIT_S" "$@" || t_fail "timed out after ${T_WAIT_S}s waiting for: $what"
+}
+
+# t_check DESCRIPTION CMD...: fails the test unless CMD succeeds.
+t_check() {
+  local what=$1
+  shift
+  "$@" || t_fail "$what"
+}
+
+# JSON of `quorum describe --status` / `--replication` into T_STATUS / T_REPL.
+t_status() { T_STATUS=$(cl_ctl --timeout-ms 2000 quorum describe --status --json 2>/dev/null); }
+t_repl() { T_REPL=$(cl_ctl --timeout-ms 2000 quorum describe --replication --json 2>/dev/null); }
+t_has_leader() { t_status && (($(cl_json_int "$T_STATUS" leader_id) >= 0)); }
+
+# t_eval JSON PYTHON_EXPR -> value (d is the parsed JSON)
+t_eval() { cl_json_eval "$1" "$2"; }
+
+# Status JSON from the given nodes only, once they report a leader other than
+# EXCLUDE_ID in an epoch above MIN_EPOCH (sets T_STATUS).
+t_new_leader_among() { # MIN_EPOCH EXCLUDE_ID NODE...
+  local min=$1 ex=$2 out id
+  shift 2
+  out=$(CL_BOOT=$(cl_bootstrap_of "$@") cl_ctl --timeout-ms 500 quorum describe --status --json 2>/dev/null) || return 1
+  id=$(cl_json_int "$out" leader_id) || return 1
+  ((id >= 0 && id != ex && $(cl_json_int "$out" leader_epoch) > min)) || return 1
+  T_STATUS=$out
+}
+
+# Replication shows NODE_ID as a Follower within SLACK offsets of the leader.
+t_caught_up() { # NODE_ID SLACK
+  t_repl || return 1
+  [[ $(t_eval "$T_REPL" "any(r['node_id'] == $1 and r['status'] == 'Follower' and 0 <= r['lag'] <= $2 for r in d['replication'])") == True ]]
+}
+
+t_one_leader_row() {
+  t_repl || return 1
+  [[ $(t_eval "$T_REPL" "sum(r['status'] == 'Leader' for r in d['replication'])") == 1 ]]
+}
