@@ -64,12 +64,25 @@ static int check_dirs(keeld_t *k, const char *metadata_dir)
     return 0;
 }
 
+/* TLS is used where a listener says SSL, and then also to reach the other
+ * voters: the voter set shares one listener protocol, so a node with SSL
+ * listeners dials SSL and a plaintext node dials plaintext even when
+ * certificate keys are present. */
 static int setup_tls(keeld_t *k)
 {
     const char *cert = kl_config_str(k->cfg, "ssl.certificate.location");
     const char *key = kl_config_str(k->cfg, "ssl.key.location");
     const char *ca = kl_config_str(k->cfg, "ssl.ca.location");
-    if (!cert || !key) return 0;
+    kcfg_listener_t ls[KCFG_MAX_LISTENERS];
+    int n = 0;
+    char lerr[256];
+    bool ssl = false;
+    if (kcfg_parse_listeners(kl_config_str(k->cfg, "listeners"), ls, KCFG_MAX_LISTENERS, &n, lerr, sizeof lerr) == 0)
+        for (int i = 0; i < n; i++) ssl |= ls[i].proto == KCFG_SSL;
+    if (!ssl) {
+        if (cert || key) KL_WARN(MOD, "ssl.* keys are set but no listener is SSL: TLS is not used");
+        return 0;
+    }
     char err[512];
     net_tls_config_t sc = {.cert_file = cert, .key_file = key, .ca_file = ca,
                            .require_client_auth = strcmp(kl_config_str(k->cfg, "ssl.client.auth"), "required") == 0};

@@ -132,8 +132,8 @@ static void on_response(net_peer_t *p, int err, wire_msg_t *resp, void *arg)
         wire_msg_free(resp);
         return;
     }
-    if (resp->cluster_id[0] && strcmp(resp->cluster_id, q->cluster_id) != 0) {
-        KL_WARN(MOD, "%s belongs to cluster %s, not %s; ignoring its answer", net_peer_name(p),
+    if (strcmp(resp->cluster_id, q->cluster_id) != 0) {
+        KL_WARN(MOD, "%s belongs to cluster '%s', not %s; ignoring its answer", net_peer_name(p),
                 resp->cluster_id, q->cluster_id);
         wire_msg_free(resp);
         return;
@@ -333,10 +333,12 @@ static pending_in_t *alloc_pending(quorum_t *q, int64_t now)
 void quorum_on_request(quorum_t *q, net_conn_id_t conn, wire_msg_t *req)
 {
     char msg[REDIRECT_MSG_LEN];
-    if (req->cluster_id[0] && strcmp(req->cluster_id, q->cluster_id) != 0) {
-        KL_WARN(MOD, "refusing %s from %s: cluster id %s is not ours (%s)", wire_api_name(req->api),
+    /* Raft traffic always names its cluster: a voter of another cluster
+     * pointed at us by a config mistake must never vote or replicate here. */
+    if (strcmp(req->cluster_id, q->cluster_id) != 0) {
+        KL_WARN(MOD, "refusing %s from %s: cluster id '%s' is not ours (%s)", wire_api_name(req->api),
                 net_conn_addr(q->opt.loop, conn), req->cluster_id, q->cluster_id);
-        snprintf(msg, sizeof msg, "cluster id %s does not match %s", req->cluster_id, q->cluster_id);
+        snprintf(msg, sizeof msg, "cluster id '%s' does not match %s", req->cluster_id, q->cluster_id);
         reply_error(q, conn, req, KL_ECLUSTERID, msg);
         wire_msg_free(req);
         return;

@@ -491,8 +491,21 @@ static int recover_active(seglog_t *sl)
     char why[SEGLOG_REASON_LEN];
     if ((rc = scan_segment(sl, fd, path, s, &sl->active.idx, &valid, &sl->end, why)) < 0) return rc;
     if (valid < s->size) {
-        KL_WARN("storage", "%s: truncating %" PRIu64 " bytes at position %" PRIu64 ": %s", path,
-                s->size - valid, valid, why);
+        /* A torn write leaves one incomplete or bad batch at the very end.
+         * Anything after the first bad batch means the disk damaged data
+         * that was once durable: still cut (the log must be a prefix), but
+         * say so loudly, because this replica lost acknowledged entries. */
+        uint8_t hdr[RECBATCH_HEADER_LEN];
+        recbatch_header_t h;
+        bool tail_only = s->size - valid < RECBATCH_HEADER_LEN ||
+                         fsutil_pread_all(fd, hdr, sizeof hdr, valid, path) < 0 ||
+                         recbatch_parse_header(hdr, sizeof hdr, &h) < 0 ||
+                         valid + recbatch_total_size(&h) >= s->size;
+        kl_log_write(tail_only ? KL_LOG_WARN : KL_LOG_ERROR, "storage",
+                     "%s: truncating %" PRIu64 " bytes at position %" PRIu64 ": %s%s", path,
+                     s->size - valid, valid, why,
+                     tail_only ? "" : " (data follows the bad batch: disk corruption, not a torn write; "
+                                      "this replica lost entries it had made durable)");
         if ((rc = fsutil_truncate(fd, valid, path)) < 0 || (rc = fsutil_fsync(fd, path)) < 0)
             return rc;
         s->size = valid;
