@@ -4,7 +4,11 @@
 set -Eeuo pipefail
 
 T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-T_NAME=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
+T_NAME=${T_NAME:-$(basename "${BASH_SOURCE[1]:-$0}" .sh)}
+# T_TLS=1 runs a test's cluster with --tls (mutual TLS on every listener).
+T_TLS=${T_TLS:-0}
+# shellcheck disable=SC2034 # used by the tests that source this file
+if ((T_TLS)); then T_UP_FLAGS=(--tls); else T_UP_FLAGS=(); fi
 BUILD=${BUILD:-build}
 [[ $BUILD == /* ]] || BUILD=$T_ROOT/$BUILD
 export KEEL_BIN=$BUILD/bin

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 CATCHUP_SLACK=5 # offsets a rejoined follower may trail by (no-ops keep arriving)
 others() { local n; for n in c1 c2 c3; do [[ $n == "c$1" ]] || echo "$n"; done; }
 
-cluster up --controllers 3 --brokers 0 >/dev/null
+cluster up --controllers 3 --brokers 0 "${T_UP_FLAGS[@]}" >/dev/null
 t_wait "a leader" t_has_leader
 l1=$(cl_json_int "$T_STATUS" leader_id)
 e1=$(cl_json_int "$T_STATUS" leader_epoch)
