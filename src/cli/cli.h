@@ -33,7 +33,7 @@ typedef int (*cli_handler_t)(cli_ctx_t *ctx, int argc, char **argv);
 
 typedef struct cli_command {
     const char *group;
-    const char *verb;
+    const char *verb; /* "" for a one-word command (dump-log) */
     cli_handler_t run;
     const char *usage; /* arguments after the verb */
     const char *help;  /* one line */
@@ -96,5 +96,6 @@ void cli_table_print(const cli_table_t *t, FILE *f);
 int cli_storage_random_uuid(cli_ctx_t *ctx, int argc, char **argv);
 int cli_storage_format(cli_ctx_t *ctx, int argc, char **argv);
 int cli_quorum_describe(cli_ctx_t *ctx, int argc, char **argv);
+int cli_dump_log(cli_ctx_t *ctx, int argc, char **argv); /* group "dump-log", verb "" */
 
 #endif

@@ -15,8 +15,13 @@ static const cli_command_t commands[] = {
      "write meta.properties into every log dir and the metadata dir of FILE"},
     {"quorum", "describe", cli_quorum_describe, "--status|--replication [--json]",
      "describe the metadata quorum (asks --bootstrap-controller)"},
+    {"dump-log", "", cli_dump_log, "--dir DIR [--json]",
+     "print the metadata log in DIR (or DIR/__cluster_metadata-0); read-only, safe while keeld runs"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* The space between group and verb; none for a one-word command. */
+static const char *verb_sep(const char *verb) { return verb[0] ? " " : ""; }
 
 void cli_errorf(const char *fmt, ...)
 {
@@ -43,8 +48,8 @@ static void usage(FILE *out)
           "Commands:\n",
           out);
     for (size_t i = 0; i < N_COMMANDS; i++)
-        fprintf(out, "  keelctl %s %s%s%s\n      %s\n", commands[i].group, commands[i].verb,
-                commands[i].usage[0] ? " " : "", commands[i].usage, commands[i].help);
+        fprintf(out, "  keelctl %s%s%s%s%s\n      %s\n", commands[i].group, verb_sep(commands[i].verb),
+                commands[i].verb, commands[i].usage[0] ? " " : "", commands[i].usage, commands[i].help);
     fputs("\nExit status: 0 success, 1 failure, 2 usage error.\n", out);
 }
 
@@ -52,7 +57,7 @@ void cli_command_usage(FILE *out, const char *group, const char *verb)
 {
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(commands[i].group, group) == 0 && strcmp(commands[i].verb, verb) == 0)
-            fprintf(out, "usage: keelctl [GLOBAL FLAGS] %s %s%s%s\n  %s\n", group, verb,
+            fprintf(out, "usage: keelctl [GLOBAL FLAGS] %s%s%s%s%s\n  %s\n", group, verb_sep(verb), verb,
                     commands[i].usage[0] ? " " : "", commands[i].usage, commands[i].help);
 }
 
@@ -101,7 +106,7 @@ int cli_unknown_arg(cli_ctx_t *ctx, int argc, char **argv, int *i, const char *g
     }
     int g = cli_global_flag(ctx, argc, argv, i);
     if (g == 1) return -1;
-    if (g == 0) cli_errorf("%s %s: unknown argument '%s'", group, verb, argv[*i]);
+    if (g == 0) cli_errorf("%s%s%s: unknown argument '%s'", group, verb_sep(verb), verb, argv[*i]);
     cli_command_usage(stderr, group, verb);
     return CLI_EXIT_USAGE;
 }
@@ -138,6 +143,9 @@ int main(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
+    for (size_t k = 0; i < argc && k < N_COMMANDS; k++)
+        if (!commands[k].verb[0] && strcmp(commands[k].group, argv[i]) == 0)
+            return commands[k].run(&ctx, argc - i - 1, argv + i + 1);
     if (i + 1 >= argc) {
         if (i < argc) cli_errorf("'%s' needs a subcommand", argv[i]);
         usage(stderr);
