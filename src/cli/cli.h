@@ -76,6 +76,7 @@ void cli_json_begin_array(cli_json_t *j, const char *key);
 void cli_json_end_array(cli_json_t *j);
 void cli_json_string(cli_json_t *j, const char *key, const char *v);
 void cli_json_int(cli_json_t *j, const char *key, int64_t v);
+void cli_json_bool(cli_json_t *j, const char *key, bool v);
 void cli_json_finish(cli_json_t *j); /* newline after the top-level value */
 
 #define CLI_TABLE_MAX_COLS 8

@@ -156,16 +156,23 @@ static bool bad_batch_is_tail(seg_reader_t *r, size_t size)
 static void print_entry(const dumplog_t *d, const raft_entry_t *e)
 {
     uint32_t crc = kl_crc32c(0, e->data, e->len);
-    /* Fixed keys, numbers and a hex string: nothing to escape, and one
-     * printf per entry keeps large logs quick. */
-    if (d->json)
-        printf("{\"offset\":%" PRId64 ",\"epoch\":%" PRId32 ",\"control\":%s,\"len\":%" PRIu32
-               ",\"crc32c\":\"%08" PRIx32 "\"}\n",
-               e->offset, e->epoch, e->control ? "true" : "false", e->len, crc);
-    else
-        printf("offset: %" PRId64 " epoch: %" PRId32 " control: %s len: %" PRIu32
-               " crc32c: %08" PRIx32 "\n",
-               e->offset, e->epoch, e->control ? "yes" : "no", e->len, crc);
+    char hex[9];
+    snprintf(hex, sizeof hex, "%08" PRIx32, crc);
+    if (d->json) {
+        cli_json_t j;
+        cli_json_init(&j, stdout);
+        cli_json_begin_object(&j, NULL);
+        cli_json_int(&j, "offset", e->offset);
+        cli_json_int(&j, "epoch", e->epoch);
+        cli_json_bool(&j, "control", e->control);
+        cli_json_int(&j, "len", e->len);
+        cli_json_string(&j, "crc32c", hex);
+        cli_json_end_object(&j);
+        cli_json_finish(&j);
+    } else {
+        printf("offset: %" PRId64 " epoch: %" PRId32 " control: %s len: %" PRIu32 " crc32c: %s\n", e->offset,
+               e->epoch, e->control ? "yes" : "no", e->len, hex);
+    }
 }
 
 /* Says on stderr why the scan stops at r's position (rc from parsing or
@@ -261,10 +268,17 @@ static void print_snapshot(const dumplog_t *d)
         cli_errorf("dump-log: %s: cannot read snapshots: %s", d->dir, kl_strerror(rc));
         return;
     }
-    if (d->json)
-        printf("{\"snapshot\":{\"end_offset\":%" PRId64 ",\"epoch\":%" PRId32 "}}\n", id.end_offset,
-               id.last_epoch);
-    else
+    if (d->json) {
+        cli_json_t j;
+        cli_json_init(&j, stdout);
+        cli_json_begin_object(&j, NULL);
+        cli_json_begin_object(&j, "snapshot");
+        cli_json_int(&j, "end_offset", id.end_offset);
+        cli_json_int(&j, "epoch", id.last_epoch);
+        cli_json_end_object(&j);
+        cli_json_end_object(&j);
+        cli_json_finish(&j);
+    } else
         printf("snapshot: end_offset: %" PRId64 " epoch: %" PRId32 "\n", id.end_offset, id.last_epoch);
 }
 

@@ -74,6 +74,12 @@ void cli_json_int(cli_json_t *j, const char *key, int64_t v)
     fprintf(j->f, "%" PRId64, v);
 }
 
+void cli_json_bool(cli_json_t *j, const char *key, bool v)
+{
+    prefix(j, key);
+    fputs(v ? "true" : "false", j->f);
+}
+
 void cli_json_finish(cli_json_t *j)
 {
     KL_ASSERT(j->depth == 0);
