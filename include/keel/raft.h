@@ -14,6 +14,22 @@
 #define RAFT_MAX_NOTES 16      /* log lines one update may carry */
 #define RAFT_NOTE_LEN 200
 
+/* Limits the core enforces on entries, snapshots and fetch responses. They
+ * must stay within what storage and wire can carry, or the core would accept
+ * what the io layer then cannot write (static asserts on the storage/wire side
+ * check each relation):
+ *  - one entry is one record of one RecordBatch v2 (recbatch.h): a batch holds
+ *    at most RECBATCH_MAX_BYTES = 16 MiB, minus its 61-byte header and the
+ *    13 bytes that frame a record of up to 16 MiB (length varint 4,
+ *    attributes 1, timestampDelta 1, offsetDelta 1, null key 1, value length
+ *    varint 4, header count 1);
+ *  - a snapshot is one snapfile (snapfile.h), at most SNAPFILE_MAX_DATA;
+ *  - a fetch response carries at most WIRE_MAX_FETCH_ENTRIES (wire.h), which
+ *    is defined as RAFT_MAX_FETCH_ENTRIES. */
+#define RAFT_MAX_ENTRY_BYTES (16u * 1024u * 1024u - 61u - 13u)
+#define RAFT_MAX_SNAPSHOT_BYTES (256u * 1024u * 1024u)
+#define RAFT_MAX_FETCH_ENTRIES 65536
+
 typedef enum raft_role {
     RAFT_UNATTACHED = 0, /* knows an epoch, no leader, has not voted or waits */
     RAFT_FOLLOWER,       /* fetching from a known leader of the current epoch */
@@ -65,7 +81,8 @@ typedef struct raft_config {
     int32_t voters[RAFT_MAX_VOTERS]; /* static voter set; node_id not in it = observer */
     int n_voters;
     int election_timeout_ms;     /* T: candidate gives up after a random time in [T, 2T) */
-    int fetch_timeout_ms;        /* follower without a successful fetch this long goes prospective */
+    int fetch_timeout_ms;        /* follower without a successful fetch this long goes prospective
+                                  * (after a further random 0..election_timeout_ms/2, see raft.c) */
     int election_backoff_max_ms; /* max backoff after a failed election */
     int append_linger_ms;        /* group commit: proposals wait at most this long */
     int fast_election_min_ms;    /* jittered delay before candidacy after the leader */
@@ -164,7 +181,9 @@ typedef struct raft_msg {
 typedef enum raft_event_type {
     RAFT_EV_TICK = 1,  /* time passed; call at least every 10-50 ms */
     RAFT_EV_RECV,      /* a message arrived */
-    RAFT_EV_PERSISTED, /* log below `persisted_end` is now durable (fsynced) */
+    RAFT_EV_PERSISTED, /* log below `persisted_end` is now durable (fsynced); beyond the log
+                        * end: KL_EINVAL. Never report an fsync that began before a
+                        * truncation (update.truncate_to): it may cover entries since replaced. */
     RAFT_EV_PROPOSE,   /* leader only: append application entries */
     RAFT_EV_PEER_DOWN, /* the connection to `peer` broke (EOF/RST/refused) */
     RAFT_EV_SNAPSHOT,  /* the application made a snapshot at snapshot_id (durable) */
@@ -173,7 +192,7 @@ typedef enum raft_event_type {
 
 typedef struct raft_event {
     raft_event_type_t type;
-    int64_t now_ms; /* monotonic milliseconds; never goes back */
+    int64_t now_ms; /* monotonic milliseconds; a time earlier than the last event's is taken as that one */
     union {
         const raft_msg_t *msg; /* RECV: valid during the call only */
         int64_t persisted_end; /* PERSISTED */
@@ -233,7 +252,7 @@ typedef struct raft_update {
      * offset still has that epoch. first_offset -1 when rejected. */
     int64_t propose_first_offset;
     int32_t propose_epoch;
-    int propose_error; /* 0 or KL_ENOTLEADER / KL_EFULL */
+    int propose_error; /* 0 or KL_ENOTLEADER / KL_EFULL / KL_ENOMEM */
 
     bool role_changed; /* role, epoch or leader changed in this step */
 
@@ -257,8 +276,14 @@ typedef struct raft_restore {
 
 typedef struct raft raft_t;
 
-/* Returns NULL on bad config or allocation failure. Restored entries are
- * durable by definition. */
+/* `restore` NULL is a fresh node (epoch 0, no vote, empty log). Returns NULL on
+ * bad config, allocation failure or an inconsistent restore: entries with gaps
+ * or not starting at the snapshot end, decreasing epochs, entries or snapshot
+ * newer than the stored epoch, oversized data. Restored entries are durable by
+ * definition; the HW hint is clamped into [log start, restored log end]. A node
+ * whose stored leader_id is itself comes back UNATTACHED (its followers' state
+ * is gone); one that stored another voter as leader comes back its FOLLOWER but
+ * has not heard from it yet, so it grants pre-votes until a fetch succeeds. */
 raft_t *raft_new(const raft_config_t *cfg, const raft_restore_t *restore, int64_t now_ms);
 void raft_free(raft_t *r);
 
@@ -277,7 +302,8 @@ int64_t raft_high_watermark(const raft_t *r);
 int32_t raft_last_epoch(const raft_t *r);  /* epoch of the last entry (or snapshot) */
 /* Entry at offset in [log_start, log_end), else NULL. */
 const raft_entry_t *raft_entry_at(const raft_t *r, int64_t offset);
-/* Earliest time the caller must send the next TICK for timers to be exact. */
+/* Earliest time the caller must send the next TICK for timers to be exact:
+ * always > the last event's time and <= that time + 1000 ms. */
 int64_t raft_next_deadline(const raft_t *r);
 
 /* DescribeQuorum (leader's view; fields are -1 where unknown). */

@@ -24,6 +24,10 @@
 #define RECBATCH_LOG_OVERHEAD 12 /* baseOffset + batchLength: not counted in batchLength */
 #define RECBATCH_CRC_START 21 /* CRC covers attributes..end */
 #define RECBATCH_MAX_BYTES (16u * 1024u * 1024u) /* one whole batch, header included */
+/* A Raft entry of RAFT_MAX_ENTRY_BYTES must fit one batch as its only record:
+ * header + 13 bytes of record framing + data (computed in raft.h). */
+_Static_assert(RECBATCH_HEADER_LEN + 13u + RAFT_MAX_ENTRY_BYTES <= RECBATCH_MAX_BYTES,
+               "RAFT_MAX_ENTRY_BYTES exceeds what one RecordBatch holds");
 
 #define RECBATCH_ATTR_COMPRESSION_MASK 0x07 /* Keel stores uncompressed batches only */
 #define RECBATCH_ATTR_LOG_APPEND_TIME 0x08

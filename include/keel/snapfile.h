@@ -14,6 +14,7 @@
 #define SNAPFILE_SUFFIX ".checkpoint"
 #define SNAPFILE_HEADER_LEN 36
 #define SNAPFILE_MAX_DATA (256u * 1024u * 1024u)
+_Static_assert(RAFT_MAX_SNAPSHOT_BYTES <= SNAPFILE_MAX_DATA, "a Raft snapshot must fit one snapshot file");
 #define SNAPFILE_MAX_FILES 4096 /* snapshot files considered in one directory */
 #define SNAPFILE_NAME_LEN 42 /* 20 digits, '-', 10 digits, ".checkpoint" */
 

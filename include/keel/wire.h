@@ -19,7 +19,7 @@
 #define WIRE_MAX_VERSION 0 /* every API is at version 0 today */
 #define WIRE_ERRMSG_LEN 160
 #define WIRE_HOST_LEN 256
-#define WIRE_MAX_FETCH_ENTRIES 65536 /* Raft entries in one fetch response */
+#define WIRE_MAX_FETCH_ENTRIES RAFT_MAX_FETCH_ENTRIES /* Raft entries in one fetch response */
 
 typedef enum wire_api {
     WIRE_API_API_VERSIONS = 1,

@@ -99,6 +99,26 @@ int64_t raft_election_timeout(raft_t *r)
     return kl_rng_range(&r->rng, r->cfg.election_timeout_ms, 2 * (int64_t)r->cfg.election_timeout_ms);
 }
 
+/* DESIGN.md §2 fetch timeout, plus jitter. Followers of one leader get its
+ * responses at nearly the same moment, so with a fixed timeout they all time
+ * out in the same millisecond when it pauses (SIGSTOP), go prospective
+ * together, grant each other's pre-votes (a prospective has no live leader),
+ * and then split the real vote. A random extra of up to half an election
+ * timeout lets the first one finish its pre-vote and election (a few round
+ * trips) before the next one wakes. has_live_leader() keeps the plain fetch
+ * timeout, so by then the others no longer believe in the leader and grant. */
+int64_t raft_fetch_deadline(raft_t *r)
+{
+    const int64_t jitter = kl_rng_range(&r->rng, 0, r->cfg.election_timeout_ms / RAFT_FETCH_JITTER_DIV + 1);
+    return r->now + r->cfg.fetch_timeout_ms + jitter;
+}
+
+/* DESIGN.md §2 "faster than KRaft on crashes": the short jittered delay. */
+int64_t raft_fast_election_delay(raft_t *r)
+{
+    return kl_rng_range(&r->rng, r->cfg.fast_election_min_ms, r->cfg.fast_election_max_ms);
+}
+
 int32_t raft_durable_last_epoch(const raft_t *r) { return raft_memlog_epoch_before(&r->log, r->log.durable_end); }
 
 void raft_reset_peer(raft_peer_t *p, int32_t id)
@@ -110,6 +130,7 @@ void raft_reset_peer(raft_peer_t *p, int32_t id)
     p->caught_up_ms = -1;
     p->epoch_sent_ms = -1;
     p->hw_sent = -1;
+    p->reask_ms = RAFT_NEVER;
 }
 
 static void reset_peers(raft_t *r)
@@ -214,8 +235,10 @@ static void drop_snapshot_fetch(raft_t *r)
 }
 
 /* KIP-595 quorum state: a new epoch forgets the vote; a new role or leader
- * forgets the timers, the fetch in flight and the round. Notes are the
- * caller's (it knows why). */
+ * forgets the timers, the fetch in flight and the round; only a new leader or
+ * epoch forgets what we knew of the leader's health (KIP-996: a lost pre-vote
+ * returns to the same leader, which has not become any more alive meanwhile).
+ * Notes are the caller's (it knows why). */
 static void set_state(raft_t *r, raft_role_t role, int32_t epoch, int32_t leader)
 {
     const bool was_serving = raft_serves_fetches(r);
@@ -229,13 +252,14 @@ static void set_state(raft_t *r, raft_role_t role, int32_t epoch, int32_t leader
     r->role = raft_is_voter(r) ? role : RAFT_OBSERVER;
     r->leader_id = leader;
     r->backing_off = false;
-    r->leader_down = false;
     r->timer_ms = RAFT_NEVER;
     r->inflight.active = false; /* its answer would describe the old state */
     r->fetch_ready_ms = r->now;
     if (leader_changed) {
         drop_snapshot_fetch(r);
         r->leader_hw = r->hw;
+        r->leader_down = false;
+        r->leader_contact_ms = RAFT_NO_CONTACT;
     }
     if (was_serving && !raft_serves_fetches(r)) leave_leadership(r);
 }
@@ -247,13 +271,17 @@ void raft_become_unattached(raft_t *r, int32_t epoch, const char *why)
     raft_note(r, 1, "%s in epoch %d without a leader (%s)", raft_role_name(r->role), epoch, why);
 }
 
+/* Following a leader is not hearing from it: KIP-996 counts only its own
+ * successful fetch responses and BeginQuorumEpoch (raft_leader_contact). A
+ * leader learnt from another node's message (or from disk) may be dead; until
+ * it answers us we grant pre-votes, or its death would cost the others a whole
+ * election timeout waiting for our refusal to be outvoted. */
 void raft_become_follower(raft_t *r, int32_t epoch, int32_t leader, const char *why)
 {
     KL_ASSERT(leader != r->cfg.node_id && raft_voter_index(r, leader) >= 0);
     set_state(r, RAFT_FOLLOWER, epoch, leader);
-    r->leader_contact_ms = r->now;
     /* a voter goes prospective when this expires, an observer forgets the leader */
-    if (!r->stopping) r->timer_ms = r->now + r->cfg.fetch_timeout_ms;
+    if (!r->stopping) r->timer_ms = raft_fetch_deadline(r);
     raft_note(r, 1, "%s of leader %d in epoch %d (%s)", raft_role_name(r->role), leader, epoch, why);
 }
 
@@ -343,8 +371,7 @@ void raft_leader_lost(raft_t *r, const char *why)
     if (r->role != RAFT_FOLLOWER || r->leader_down) return;
     r->leader_down = true;
     if (!raft_can_campaign(r)) return;
-    const int64_t at =
-        r->now + kl_rng_range(&r->rng, r->cfg.fast_election_min_ms, r->cfg.fast_election_max_ms);
+    const int64_t at = r->now + raft_fast_election_delay(r);
     if (at < r->timer_ms) r->timer_ms = at;
     raft_note(r, 1, "%s (leader %d, epoch %d); pre-vote in %lld ms", why, r->leader_id, r->epoch,
               (long long)(r->timer_ms - r->now));
@@ -357,7 +384,7 @@ void raft_leader_contact(raft_t *r)
     r->leader_down = false;
     if (r->stopping) return;
     if (r->role == RAFT_OBSERVER || (r->role == RAFT_FOLLOWER && !r->leader_resigned))
-        r->timer_ms = r->now + r->cfg.fetch_timeout_ms;
+        r->timer_ms = raft_fetch_deadline(r);
 }
 
 /* KIP-595: every message carries its sender's epoch and leader. A newer epoch
@@ -439,6 +466,7 @@ raft_t *raft_new(const raft_config_t *cfg, const raft_restore_t *restore, int64_
     r->majority = cfg->n_voters / 2 + 1;
     r->next_rpc = 1;
     r->emit_from = -1;
+    r->leader_contact_ms = RAFT_NO_CONTACT; /* a leader read from disk is hearsay too */
     reset_peers(r);
 
     const raft_snapshot_id_t *s = &restore->snapshot_id;
@@ -475,8 +503,7 @@ raft_t *raft_new(const raft_config_t *cfg, const raft_restore_t *restore, int64_
         if (r->leader_id != RAFT_NO_NODE) r->timer_ms = now_ms + cfg->fetch_timeout_ms;
     } else if (r->leader_id != RAFT_NO_NODE && r->leader_id != cfg->node_id) {
         r->role = RAFT_FOLLOWER;
-        r->leader_contact_ms = now_ms;
-        r->timer_ms = now_ms + cfg->fetch_timeout_ms;
+        r->timer_ms = raft_fetch_deadline(r);
     } else {
         /* A restarted leader lost its followers' state: it starts over unattached
          * (and, as the only voter, elects itself at once). */
@@ -594,6 +621,7 @@ static void on_peer_down(raft_t *r, int32_t peer)
     if (peer != r->leader_id) return; /* other peers: their requests are simply retried */
     if (r->role == RAFT_FOLLOWER) raft_leader_lost(r, "connection to the leader broke");
     else if (r->role == RAFT_OBSERVER) raft_forget_leader(r, "connection broke");
+    else if (r->role == RAFT_PROSPECTIVE) r->leader_down = true; /* kept if the pre-vote is lost */
 }
 
 /* A leader resigns with EndQuorumEpoch; anyone else just stops initiating. */

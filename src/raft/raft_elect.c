@@ -17,13 +17,15 @@ static bool candidate_log_ok(const raft_t *r, int32_t last_epoch, int64_t end_of
 }
 
 /* KIP-996: a voter refuses pre-votes while it hears from a live leader: it is
- * the leader, or it fetched successfully within the fetch timeout and neither
- * lost the connection nor was told the leader resigned. */
+ * the leader, or it fetched successfully from the leader itself within the
+ * fetch timeout and neither lost the connection nor was told the leader
+ * resigned. A leader known only by hearsay (another node's message, the disk)
+ * is not live. */
 static bool has_live_leader(const raft_t *r)
 {
     if (r->role == RAFT_LEADER) return true;
     return r->role == RAFT_FOLLOWER && !r->leader_down && !r->leader_resigned &&
-           r->now - r->leader_contact_ms < r->cfg.fetch_timeout_ms;
+           r->leader_contact_ms != RAFT_NO_CONTACT && r->now - r->leader_contact_ms < r->cfg.fetch_timeout_ms;
 }
 
 /* ---- our own round (prospective or candidate) ------------------------------------ */
@@ -49,9 +51,21 @@ static void tally(raft_t *r)
     }
 }
 
-/* Asks every other voter: a prospective for pre-votes on epoch+1 (its epoch
- * unchanged), a candidate for real votes on its (already raised) epoch. Both
- * offer the durable log (its end and the epoch of the entry before it). */
+/* A prospective asks for a pre-vote on epoch+1 (its epoch unchanged), a
+ * candidate for a real vote on its (already raised) epoch. Both offer the
+ * durable log (its end and the epoch of the entry before it). */
+static void ask_vote(raft_t *r, raft_peer_t *p)
+{
+    const bool pre = r->role == RAFT_PROSPECTIVE;
+    raft_msg_t *m = raft_send_request(r, RAFT_MSG_VOTE_REQ, p->id);
+    m->epoch = r->epoch + (pre ? 1 : 0);
+    m->u.vote_req.pre_vote = pre;
+    m->u.vote_req.last_epoch = raft_durable_last_epoch(r);
+    m->u.vote_req.end_offset = r->log.durable_end;
+    p->vote_rpc = m->rpc_id;
+}
+
+/* Asks every other voter. */
 void raft_start_round(raft_t *r, const char *why)
 {
     const bool pre = r->role == RAFT_PROSPECTIVE;
@@ -62,20 +76,21 @@ void raft_start_round(raft_t *r, const char *why)
         raft_peer_t *p = &r->voters[i];
         p->vote = i == r->self_idx ? RAFT_VOTE_GRANTED : RAFT_VOTE_NONE;
         p->vote_rpc = 0;
-        if (i == r->self_idx) continue;
-        raft_msg_t *m = raft_send_request(r, RAFT_MSG_VOTE_REQ, p->id);
-        m->epoch = r->epoch + (pre ? 1 : 0);
-        m->u.vote_req.pre_vote = pre;
-        m->u.vote_req.last_epoch = raft_durable_last_epoch(r);
-        m->u.vote_req.end_offset = r->log.durable_end;
-        p->vote_rpc = m->rpc_id;
+        p->reask_ms = RAFT_NEVER;
+        p->reasks = 0;
+        if (i != r->self_idx) ask_vote(r, p);
     }
     tally(r); /* a single voter wins at once */
 }
 
 /* A round failed (majority rejected or time ran out). KIP-996: a prospective
  * that knew a leader, not known to have resigned, follows it again; anyone else
- * backs off for a random time and then runs a new pre-vote. */
+ * backs off for a random time and then runs a new pre-vote. Following the same
+ * leader again keeps what we knew of it (set_state): the time we last heard
+ * from it and whether its connection is broken. Starting that clock afresh
+ * would make us refuse the other voters' pre-votes for a whole fetch timeout
+ * although the leader has been silent all along, and two followers of a paused
+ * leader could keep refusing each other out of phase for a long time. */
 void raft_round_lost(raft_t *r, const char *why)
 {
     const bool pre = r->role == RAFT_PROSPECTIVE;
@@ -93,6 +108,25 @@ void raft_round_lost(raft_t *r, const char *why)
               (long long)backoff);
 }
 
+/* A pre-vote refusal from a voter that follows our own leader in our epoch,
+ * while our connection to that leader is broken (RAFT_EV_PEER_DOWN, or it
+ * disowned the epoch). The voter most likely refused because it still
+ * believes in the leader: its own connection has not broken yet, or it broke
+ * and the news is still on its way. Counting that refusal as final would make
+ * us wait out the whole round (an election timeout) when the leader is really
+ * dead and its vote never comes, so we ask that voter again after another
+ * fast-election delay, at most RAFT_PREVOTE_REASKS times per round (after that
+ * the refusal counts). This cannot disrupt a healthy leader: pre-votes never
+ * change epochs, a voter that hears from the leader keeps refusing, and the
+ * leader itself refuses (its own refusal is never re-asked). The price is a
+ * few extra Vote requests. (The response does not say why it refused; a
+ * refusal for a shorter log looks the same and is just re-asked in vain.) */
+static bool refused_for_our_leader(const raft_t *r, const raft_msg_t *m)
+{
+    return r->leader_down && r->leader_id != RAFT_NO_NODE && m->from != r->leader_id && m->error == RAFT_OK &&
+           m->epoch == r->epoch && m->leader_id == r->leader_id;
+}
+
 void raft_on_vote_resp(raft_t *r, const raft_msg_t *m)
 {
     if ((r->role != RAFT_PROSPECTIVE && r->role != RAFT_CANDIDATE) || r->backing_off || r->stopping) return;
@@ -102,7 +136,16 @@ void raft_on_vote_resp(raft_t *r, const raft_msg_t *m)
     raft_peer_t *p = &r->voters[idx];
     if (p->vote_rpc != m->rpc_id || p->vote != RAFT_VOTE_NONE) return; /* stale or duplicate */
     if (!pre && m->epoch != r->epoch) return;
-    p->vote = m->error == RAFT_OK && m->u.vote_resp.granted ? RAFT_VOTE_GRANTED : RAFT_VOTE_REJECTED;
+    const bool granted = m->error == RAFT_OK && m->u.vote_resp.granted;
+    if (pre && !granted && p->reasks < RAFT_PREVOTE_REASKS && refused_for_our_leader(r, m)) {
+        p->vote_rpc = 0; /* this answer is spent: a duplicate of it must not count */
+        p->reasks++;
+        p->reask_ms = r->now + raft_fast_election_delay(r);
+        raft_note(r, 1, "pre-vote refused by %d, which still follows leader %d; asking it again in %lld ms",
+                  m->from, r->leader_id, (long long)(p->reask_ms - r->now));
+        return;
+    }
+    p->vote = granted ? RAFT_VOTE_GRANTED : RAFT_VOTE_REJECTED;
     tally(r);
 }
 
@@ -153,6 +196,7 @@ void raft_on_begin_epoch_req(raft_t *r, const raft_msg_t *m)
         raft_leader_contact(r);
     } else if (r->role == RAFT_PROSPECTIVE && !r->leader_resigned) {
         raft_become_follower(r, r->epoch, m->from, "BeginQuorumEpoch");
+        raft_leader_contact(r); /* from the leader itself */
     }
     raft_send_response(r, m->from, m->rpc_id, RAFT_MSG_BEGIN_EPOCH_RESP, err);
 }
@@ -262,8 +306,30 @@ static int64_t resend_deadline(const raft_t *r)
     return d;
 }
 
+/* Pre-vote re-asks due (see refused_for_our_leader). */
+static void reask_timers(raft_t *r)
+{
+    if (r->role != RAFT_PROSPECTIVE || r->backing_off) return;
+    for (int i = 0; i < r->cfg.n_voters; i++) {
+        raft_peer_t *p = &r->voters[i];
+        if (r->now < p->reask_ms) continue;
+        p->reask_ms = RAFT_NEVER;
+        ask_vote(r, p);
+    }
+}
+
+static int64_t reask_deadline(const raft_t *r)
+{
+    int64_t d = RAFT_NEVER;
+    if (r->role != RAFT_PROSPECTIVE || r->backing_off) return d;
+    for (int i = 0; i < r->cfg.n_voters; i++)
+        if (r->voters[i].reask_ms < d) d = r->voters[i].reask_ms;
+    return d;
+}
+
 void raft_elect_timers(raft_t *r)
 {
+    reask_timers(r);
     if (r->role == RAFT_LEADER && r->now >= quorum_deadline(r)) {
         char why[96];
         snprintf(why, sizeof why, "check-quorum: no fetch from a majority for %lld ms",
@@ -287,7 +353,7 @@ void raft_elect_timers(raft_t *r)
 
 int64_t raft_elect_deadline(const raft_t *r)
 {
-    if (!raft_serves_fetches(r)) return RAFT_NEVER;
+    if (!raft_serves_fetches(r)) return reask_deadline(r);
     int64_t d = resend_deadline(r);
     if (r->role == RAFT_LEADER) {
         const int64_t q = quorum_deadline(r);

@@ -12,15 +12,15 @@
 /* ---- limits ---------------------------------------------------------------- */
 #define RAFT_MAX_PENDING_ENTRIES 65536u          /* proposals buffered for group commit */
 #define RAFT_MAX_PENDING_BYTES (64u << 20)
-#define RAFT_MAX_ENTRY_BYTES (16u << 20)         /* one entry, proposed or fetched */
-#define RAFT_MAX_FETCH_ENTRIES 8192              /* entries in one fetch response */
-#define RAFT_MAX_SNAPSHOT_BYTES ((uint64_t)1 << 30)
 #define RAFT_MAX_OFFSET (INT64_MAX / 4)          /* offsets beyond this are malformed input */
 #define RAFT_RETRY_BACKOFF_MS 50                 /* before re-fetching after an error or a broken connection */
 #define RAFT_CHECK_QUORUM_PERCENT 150            /* check-quorum window: 1.5 x fetch timeout (DESIGN.md §2) */
 #define RAFT_OBSERVER_WINDOW_TIMEOUTS 3          /* describe lists observers seen within 3 fetch timeouts */
 #define RAFT_IDLE_TICK_MS 1000                   /* raft_next_deadline is never further away than this */
 #define RAFT_NEVER INT64_MAX
+#define RAFT_NO_CONTACT INT64_MIN                /* leader_contact_ms: not heard from this leader itself */
+#define RAFT_FETCH_JITTER_DIV 2                  /* follower fetch timeout + up to election timeout / 2 */
+#define RAFT_PREVOTE_REASKS 4                    /* re-asks per voter per pre-vote round, see raft_elect.c */
 
 /* Leader-change control record (KIP-595 LeaderChangeMessage, reduced), big-endian:
  *   u8 version (1) | i32 leader id | i32 epoch | u8 n | n x i32 voter ids */
@@ -52,6 +52,8 @@ typedef struct raft_peer {
     int64_t epoch_sent_ms;  /* last Begin/EndQuorumEpoch sent to it, -1 none */
     uint64_t vote_rpc;      /* rpc id of this round's Vote request to it */
     int vote;               /* RAFT_VOTE_* */
+    int64_t reask_ms;       /* pre-vote: ask it again at this time (RAFT_NEVER: no) */
+    int reasks;             /* pre-vote: times asked again in this round */
 } raft_peer_t;
 
 typedef enum raft_fetch_kind { RAFT_FETCH_LOG, RAFT_FETCH_SNAPSHOT } raft_fetch_kind_t;
@@ -72,9 +74,12 @@ struct raft {
     bool backing_off;           /* prospective/candidate between rounds */
     bool resigned_check_quorum; /* RESIGNED by check-quorum (turns UNATTACHED) rather than shutdown */
     bool stopping;              /* RAFT_EV_SHUTDOWN seen: never campaign or fetch again */
+    /* What we know of leader_id's health: kept across a pre-vote round (the
+     * leader stays), forgotten when the leader or the epoch changes. */
     bool leader_down;           /* connection to the leader broke, or it disowned the epoch */
     bool leader_resigned;       /* EndQuorumEpoch from the leader of this epoch */
-    int64_t leader_contact_ms;  /* last successful fetch from (or BeginQuorumEpoch of) the leader */
+    int64_t leader_contact_ms;  /* last successful fetch from (or BeginQuorumEpoch of) the
+                                 * leader itself; RAFT_NO_CONTACT if we only heard of it */
 
     /* log, high watermark, snapshot */
     raft_memlog_t log;
@@ -140,6 +145,8 @@ bool raft_serves_fetches(const raft_t *r);
 bool raft_can_campaign(const raft_t *r);
 void raft_leader_contact(raft_t *r);
 int64_t raft_election_timeout(raft_t *r);
+int64_t raft_fetch_deadline(raft_t *r);
+int64_t raft_fast_election_delay(raft_t *r);
 int32_t raft_durable_last_epoch(const raft_t *r);
 
 void raft_become_unattached(raft_t *r, int32_t epoch, const char *why);

@@ -348,6 +348,47 @@ static const raft_msg_t *find_msg(const raft_update_t *u, raft_msg_type_t type, 
     return NULL;
 }
 
+static void cl_peer_down(cluster_t *c, int i, int32_t peer)
+{
+    cl_step(c, i, (raft_event_t){.type = RAFT_EV_PEER_DOWN, .u.peer = peer});
+}
+
+/* kill -9: the node stops and every other node sees its connection to it break
+ * (EOF/RST). A paused node (SIGSTOP) is `up = false` alone: silence, no EOF. */
+static void cl_kill(cluster_t *c, int i)
+{
+    c->n[i].up = false;
+    for (int k = 0; k < c->count; k++)
+        if (k != i && c->n[k].up) cl_peer_down(c, k, c->n[i].id);
+}
+
+/* Starts node i again from what it persisted: its hard state and its log (the
+ * test disk makes every entry durable at once; callers take no snapshots). */
+static void cl_restart(cluster_t *c, int i)
+{
+    node_t *nd = &c->n[i];
+    raft_t *old = nd->r;
+    ck_assert_int_eq(raft_log_start(old), 0);
+    const int n = (int)raft_durable_end(old);
+    raft_entry_t *es = calloc((size_t)n + 1, sizeof *es);
+    ck_assert_ptr_nonnull(es);
+    for (int k = 0; k < n; k++) es[k] = *raft_entry_at(old, k);
+    const raft_restore_t rs = {.hard_state = nd->hs, .entries = es, .n_entries = n,
+                               .high_watermark_hint = raft_high_watermark(old)};
+    nd->r = raft_new(&nd->cfg, &rs, c->now);
+    ck_assert_ptr_nonnull(nd->r);
+    raft_free(old);
+    free(es);
+    nd->up = true;
+}
+
+static int g_watch; /* the node that the watched_* predicates look at */
+static bool watched_is_prospective(const cluster_t *c) { return raft_role(c->n[g_watch].r) == RAFT_PROSPECTIVE; }
+static bool watched_lost_a_prevote(const cluster_t *c)
+{
+    return raft_role(c->n[g_watch].r) == RAFT_FOLLOWER && has_note(&c->n[g_watch], "timed out)");
+}
+
 /* ---- elections ---------------------------------------------------------------- */
 
 START_TEST(test_single_voter_elects_itself_and_commits)
@@ -420,6 +461,169 @@ START_TEST(test_prevote_is_refused_while_the_leader_is_alive)
     cl_isolate(c, l, b, false);
     ck_assert(cl_run(c, 5000, settled));
     ck_assert_int_eq(raft_leader(c->n[b].r), c->n[l].id);
+    cl_free(c);
+}
+END_TEST
+
+/* KIP-996: only the leader's own answers count as hearing from it. Here node 3,
+ * the old leader, restarts and learns of the new leader only from the pre-vote
+ * request of that leader's follower, after the new leader died too (kill -9). */
+START_TEST(test_a_voter_that_knows_the_leader_only_by_hearsay_grants_prevotes)
+{
+    cluster_t *c = cl_new(3, 0);
+    c->n[2].cfg.election_timeout_ms = 100; /* node 3 leads epoch 1 */
+    cl_start(c);
+    ck_assert_int_eq(cl_elect(c), 2);
+    c->n[2].cfg.election_timeout_ms = 1000;
+    cl_kill(c, 2);
+    const int l = cl_elect(c), f = 1 - l;
+    const int32_t epoch = raft_epoch(c->n[l].r);
+    ck_assert_int_eq(epoch, 2);
+    cl_restart(c, 2);
+    ck_assert_int_eq(raft_role(c->n[2].r), RAFT_UNATTACHED); /* it led epoch 1 */
+    ck_assert_int_eq(raft_epoch(c->n[2].r), 1);
+    cl_kill(c, l); /* before node 3 heard from it */
+
+    ck_assert(cl_run(c, c->n[f].cfg.fast_election_max_ms + 10, settled));
+    ck_assert_int_eq(cl_leader(c), f);
+    ck_assert_int_eq(raft_epoch(c->n[f].r), epoch + 1);
+    ck_assert(has_note(&c->n[2], "in epoch 2 (Vote from")); /* it did adopt the dead leader */
+    ck_assert_int_eq(c->prevotes_refused[2], 0);
+    cl_free(c);
+}
+END_TEST
+
+START_TEST(test_a_voter_restored_as_follower_grants_prevotes_until_the_leader_answers_it)
+{
+    cluster_t *c = cl_new(3, 0);
+    const raft_restore_t rs = {.hard_state = {2, RAFT_NO_NODE, 1}};
+    cl_start_node(c, 1, &rs);
+    ck_assert_int_eq(raft_role(c->n[1].r), RAFT_FOLLOWER);
+    raft_msg_t pv = vote_req(3, 2, 3, true, 0, 0);
+    cl_step(c, 1, (raft_event_t){.type = RAFT_EV_RECV, .u.msg = &pv});
+    ck_assert_int_eq(c->msgs_sent[1][RAFT_MSG_VOTE_RESP], 1);
+    ck_assert_int_eq(c->prevotes_refused[1], 0); /* the leader on disk may be long dead */
+
+    const raft_msg_t *fetch = NULL;
+    for (int k = c->qh; k < c->qt; k++)
+        if (c->q[k]->type == RAFT_MSG_FETCH_REQ && c->q[k]->to == 1) fetch = c->q[k];
+    ck_assert_ptr_nonnull(fetch);
+    raft_msg_t resp = {.type = RAFT_MSG_FETCH_RESP, .from = 1, .to = 2, .epoch = 2, .leader_id = 1,
+                       .rpc_id = fetch->rpc_id};
+    resp.u.fetch_resp.diverging_epoch = -1;
+    resp.u.fetch_resp.diverging_end_offset = -1;
+    resp.u.fetch_resp.snapshot_id = (raft_snapshot_id_t){-1, -1};
+    cl_step(c, 1, (raft_event_t){.type = RAFT_EV_RECV, .u.msg = &resp});
+    cl_step(c, 1, (raft_event_t){.type = RAFT_EV_RECV, .u.msg = &pv});
+    ck_assert_int_eq(c->prevotes_refused[1], 1); /* now it has heard from the leader */
+    cl_free(c);
+}
+END_TEST
+
+/* A lost pre-vote returns to the old leader without pretending to have heard
+ * from it: otherwise two followers of a paused leader (SIGSTOP) refuse each
+ * other's pre-votes out of phase, for tens of seconds. Node 3 is made to
+ * believe in the paused leader far longer than node 2, so that it refuses node
+ * 2's pre-vote; then node 3's connection breaks and it asks node 2, which
+ * just came back from its lost round. */
+START_TEST(test_a_follower_back_from_a_lost_prevote_has_still_not_heard_from_the_leader)
+{
+    cluster_t *c = cl_new(3, 0);
+    c->n[0].cfg.election_timeout_ms = 100; /* node 1 leads */
+    c->n[2].cfg.fetch_timeout_ms = 10000;
+    cl_start(c);
+    ck_assert_int_eq(cl_elect(c), 0);
+    const int32_t epoch = raft_epoch(c->n[0].r);
+    c->n[0].up = false; /* paused: silent, connections stay up */
+    g_watch = 1;
+    ck_assert(cl_run(c, 10000, watched_lost_a_prevote));
+    ck_assert_int_eq(c->prevotes_refused[2], 1);
+
+    cl_peer_down(c, 2, c->n[0].id);
+    ck_assert(cl_run(c, c->n[2].cfg.fast_election_max_ms + 10, settled));
+    ck_assert_int_eq(cl_leader(c), 2);
+    ck_assert_int_eq(raft_epoch(c->n[2].r), epoch + 1);
+    ck_assert_int_eq(c->prevotes_refused[1], 0);
+    cl_free(c);
+}
+END_TEST
+
+/* The same, but node 2 lost its connection to the leader just after hearing
+ * from it, so only the broken connection says the leader is gone. */
+START_TEST(test_a_follower_back_from_a_lost_prevote_still_knows_its_leader_connection_broke)
+{
+    cluster_t *c = cl_new(3, 0);
+    c->n[0].cfg.election_timeout_ms = 100; /* node 1 leads */
+    c->n[1].cfg.election_timeout_ms = 200; /* node 2's pre-vote round ends well within its fetch timeout */
+    c->n[2].cfg.fetch_timeout_ms = 10000;
+    cl_start(c);
+    ck_assert_int_eq(cl_elect(c), 0);
+    const int32_t epoch = raft_epoch(c->n[0].r);
+    cl_propose(c, 0, "last words");
+    cl_run(c, 10, NULL);
+    c->n[0].up = false;
+    cl_peer_down(c, 1, c->n[0].id);
+    g_watch = 1;
+    ck_assert(cl_run(c, 1000, watched_lost_a_prevote));
+    ck_assert_int_gt(c->prevotes_refused[2], 0);
+
+    cl_peer_down(c, 2, c->n[0].id);
+    ck_assert(cl_run(c, c->n[2].cfg.fast_election_max_ms + 10, settled));
+    ck_assert_int_eq(cl_leader(c), 2);
+    ck_assert_int_eq(raft_epoch(c->n[2].r), epoch + 1);
+    ck_assert_int_eq(c->prevotes_refused[1], 0);
+    cl_free(c);
+}
+END_TEST
+
+/* Both followers last heard from the leader in the same millisecond; without
+ * jitter on the fetch timeout both go prospective at once, grant each other's
+ * pre-vote, and split the real vote. */
+START_TEST(test_followers_of_a_paused_leader_do_not_time_out_together_and_split_the_vote)
+{
+    cluster_t *c = cl_new(3, 0);
+    c->n[0].cfg.election_timeout_ms = 100; /* node 1 leads */
+    cl_start(c);
+    ck_assert_int_eq(cl_elect(c), 0);
+    const int32_t epoch = raft_epoch(c->n[0].r);
+    cl_propose(c, 0, "both followers get this in the same millisecond");
+    cl_run(c, 50, NULL);
+    c->n[0].up = false; /* paused */
+    const int votes = c->votes_granted[1] + c->votes_granted[2];
+    const raft_config_t *cfg = &c->n[1].cfg;
+    ck_assert(cl_run(c, cfg->fetch_timeout_ms + cfg->election_timeout_ms / 2 + 10, settled));
+    ck_assert_int_eq(raft_epoch(c->n[cl_leader(c)].r), epoch + 1);
+    ck_assert_int_eq(c->votes_granted[1] + c->votes_granted[2], votes + 1); /* one election, one vote */
+    cl_free(c);
+}
+END_TEST
+
+/* The asker lost its connection to the leader (kill -9), the other follower
+ * has not noticed yet and refuses; the leader never answers. The asker asks
+ * again after a fast-election delay instead of waiting out its whole round.
+ * The other follower's log is shorter, so it cannot win by itself. */
+START_TEST(test_prevote_refused_for_a_leader_the_asker_lost_is_asked_again_soon)
+{
+    cluster_t *c = cl_new(3, 0);
+    cl_start(c);
+    const int l = cl_elect(c), a = (l + 1) % 3, x = (l + 2) % 3;
+    const int32_t epoch = raft_epoch(c->n[l].r);
+    cl_isolate(c, l, x, true);
+    cl_propose(c, l, "a has this, x does not");
+    cl_run(c, 50, NULL);
+    ck_assert_int_gt(raft_durable_end(c->n[a].r), raft_durable_end(c->n[x].r));
+    cl_isolate(c, l, x, false);
+
+    c->n[l].up = false;
+    cl_peer_down(c, a, c->n[l].id); /* x sees its connection break only later */
+    g_watch = a;
+    ck_assert(cl_run(c, c->n[a].cfg.fast_election_max_ms, watched_is_prospective));
+    ck_assert_int_eq(c->prevotes_refused[x], 1);
+    cl_peer_down(c, x, c->n[l].id);
+    ck_assert(cl_run(c, 2 * c->n[a].cfg.fast_election_max_ms, settled));
+    ck_assert_int_eq(cl_leader(c), a);
+    ck_assert_int_eq(raft_epoch(c->n[a].r), epoch + 1);
+    ck_assert(has_note(&c->n[a], "asking it again"));
     cl_free(c);
 }
 END_TEST
@@ -749,6 +953,45 @@ START_TEST(test_malformed_events_are_refused_with_an_empty_update)
 }
 END_TEST
 
+/* The limits in raft.h are what storage and wire can carry (static asserts on
+ * their side); the core refuses anything bigger before it gets that far. */
+START_TEST(test_entries_snapshots_and_fetch_responses_over_the_public_limits_are_refused)
+{
+    cluster_t *c = cl_new(1, 0);
+    cl_start(c);
+    cl_run(c, 5, NULL);
+    raft_t *r = c->n[0].r;
+    ck_assert_int_eq(raft_role(r), RAFT_LEADER);
+    raft_update_t u;
+    uint8_t *big = calloc(1, RAFT_MAX_ENTRY_BYTES);
+    ck_assert_ptr_nonnull(big);
+    const uint8_t *data[1] = {big};
+    uint32_t len[1] = {RAFT_MAX_ENTRY_BYTES};
+    ck_assert_int_eq(cl_step(c, 0, (raft_event_t){.type = RAFT_EV_PROPOSE, .u.propose = {data, len, 1}}).propose_error, 0);
+    len[0] = RAFT_MAX_ENTRY_BYTES + 1; /* refused on its length, before anything is read */
+    raft_event_t ev = {.type = RAFT_EV_PROPOSE, .now_ms = c->now, .u.propose = {data, len, 1}};
+    ck_assert_int_eq(raft_step(r, &ev, &u), KL_EINVAL);
+    cl_run(c, 10, NULL);
+    ck_assert_int_eq(raft_high_watermark(r), 2);
+
+    const raft_snapshot_id_t id = {2, raft_epoch(r)};
+    ev = (raft_event_t){.type = RAFT_EV_SNAPSHOT, .now_ms = c->now, .u.snapshot = {id, big, RAFT_MAX_SNAPSHOT_BYTES + 1ull}};
+    ck_assert_int_eq(raft_step(r, &ev, &u), KL_EINVAL);
+    free(big);
+
+    raft_msg_t m = {.type = RAFT_MSG_FETCH_RESP, .from = 2, .to = 1, .epoch = 1, .leader_id = 1};
+    raft_entry_t e = {.offset = 0, .epoch = 1};
+    m.u.fetch_resp.entries = &e;
+    m.u.fetch_resp.n_entries = RAFT_MAX_FETCH_ENTRIES + 1; /* refused on the count, before reading */
+    m.u.fetch_resp.diverging_epoch = -1;
+    m.u.fetch_resp.diverging_end_offset = -1;
+    m.u.fetch_resp.snapshot_id = (raft_snapshot_id_t){-1, -1};
+    ev = (raft_event_t){.type = RAFT_EV_RECV, .now_ms = c->now, .u.msg = &m};
+    ck_assert_int_eq(raft_step(r, &ev, &u), KL_EPROTO);
+    cl_free(c);
+}
+END_TEST
+
 static Suite *raft_suite(void)
 {
     Suite *s = suite_create("raft");
@@ -756,6 +999,12 @@ static Suite *raft_suite(void)
     tcase_add_test(e, test_single_voter_elects_itself_and_commits);
     tcase_add_test(e, test_three_voters_elect_one_leader_and_commit_a_proposal);
     tcase_add_test(e, test_prevote_is_refused_while_the_leader_is_alive);
+    tcase_add_test(e, test_a_voter_that_knows_the_leader_only_by_hearsay_grants_prevotes);
+    tcase_add_test(e, test_a_voter_restored_as_follower_grants_prevotes_until_the_leader_answers_it);
+    tcase_add_test(e, test_a_follower_back_from_a_lost_prevote_has_still_not_heard_from_the_leader);
+    tcase_add_test(e, test_a_follower_back_from_a_lost_prevote_still_knows_its_leader_connection_broke);
+    tcase_add_test(e, test_followers_of_a_paused_leader_do_not_time_out_together_and_split_the_vote);
+    tcase_add_test(e, test_prevote_refused_for_a_leader_the_asker_lost_is_asked_again_soon);
     tcase_add_test(e, test_vote_is_refused_to_a_shorter_log_and_granted_to_an_equal_or_longer_one);
     tcase_add_test(e, test_vote_is_persisted_in_the_same_update_as_the_grant);
     suite_add_tcase(s, e);
@@ -771,6 +1020,7 @@ static Suite *raft_suite(void)
     tcase_add_test(f, test_check_quorum_makes_a_cut_off_leader_resign);
     tcase_add_test(f, test_end_epoch_makes_the_first_successor_a_candidate_at_once);
     tcase_add_test(f, test_malformed_events_are_refused_with_an_empty_update);
+    tcase_add_test(f, test_entries_snapshots_and_fetch_responses_over_the_public_limits_are_refused);
     suite_add_tcase(s, f);
     return s;
 }
