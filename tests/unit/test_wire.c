@@ -1,6 +1,7 @@
 /* test_wire.c — framing and codec: round trips of every API, and refusal of malformed frames. */
 #include <check.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "keel.pb-c.h"
