@@ -8,6 +8,7 @@
 #include "keel/err.h"
 #include "keel/rng.h"
 #include "keel/varint.h"
+#include "unit/kl_check.h"
 
 /* Lets a huge allocation fail with NULL under ASan instead of aborting the test. */
 const char *__asan_default_options(void);
@@ -226,9 +227,5 @@ int main(void)
     tcase_add_test(tc, reset_keeps_memory_and_free_leaves_a_reusable_buffer);
     tcase_add_test(tc, steal_detaches_the_data_and_empties_the_buffer);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(s);
 }

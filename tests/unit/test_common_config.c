@@ -11,6 +11,7 @@
 
 #include "keel/config.h"
 #include "keel/err.h"
+#include "unit/kl_check.h"
 
 static const kl_config_key_t schema[] = {
     {"node.id", KL_CFG_INT, NULL, true, 0, 1000, "this node's id"},
@@ -471,9 +472,5 @@ int main(void)
     tcase_add_test_raise_signal(bugs, reading_an_int_key_as_bool_aborts, SIGABRT);
     tcase_add_test_raise_signal(bugs, reading_an_unset_int_without_default_aborts, SIGABRT);
     suite_add_tcase(s, bugs);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(s);
 }

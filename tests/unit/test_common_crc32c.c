@@ -6,6 +6,7 @@
 
 #include "keel/crc32c.h"
 #include "keel/rng.h"
+#include "unit/kl_check.h"
 
 START_TEST(check_value_of_123456789_is_e3069283)
 {
@@ -100,9 +101,5 @@ int main(void)
     tcase_add_test(tc, hardware_and_software_agree_on_every_length_and_alignment);
     tcase_add_test(tc, hardware_path_is_used_when_the_cpu_has_it);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(s);
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "keel/err.h"
+#include "unit/kl_check.h"
 
 START_TEST(every_code_has_a_message_and_its_own_name)
 {
@@ -96,9 +97,5 @@ int main(void)
     tcase_add_test(tc, assert_failure_prints_expression_and_location_then_aborts);
     tcase_add_test(tc, assert_that_holds_does_nothing);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(s);
 }

@@ -9,6 +9,7 @@
 
 #include "keel/err.h"
 #include "keel/log.h"
+#include "unit/kl_check.h"
 
 static int pipe_fds[2];
 static int saved_stderr;
@@ -180,9 +181,5 @@ int main(void)
     tcase_add_test(tc, logging_preserves_errno);
     tcase_add_test(tc, parse_level_is_case_insensitive_and_strict);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(s);
 }

@@ -3,6 +3,7 @@
 #include <stdint.h>
 
 #include "keel/rng.h"
+#include "unit/kl_check.h"
 
 START_TEST(same_seed_gives_the_same_sequence)
 {
@@ -124,9 +125,5 @@ int main(void)
     tcase_add_test(tc, range_is_close_to_uniform);
     tcase_add_test(tc, chance_follows_its_probability_and_edges);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(s);
 }

@@ -5,6 +5,7 @@
 
 #include "keel/err.h"
 #include "keel/uuid.h"
+#include "unit/kl_check.h"
 
 START_TEST(random_uuids_are_version_4_nonzero_and_distinct)
 {
@@ -102,9 +103,5 @@ int main(void)
     tcase_add_test(tc, parse_round_trips_the_text_form);
     tcase_add_test(tc, parse_rejects_anything_but_22_canonical_base64url_chars);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(s);
 }

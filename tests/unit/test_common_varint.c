@@ -6,6 +6,7 @@
 #include "keel/err.h"
 #include "keel/rng.h"
 #include "keel/varint.h"
+#include "unit/kl_check.h"
 
 static void assert_uenc(uint64_t v, const char *hex_bytes, size_t n)
 {
@@ -139,9 +140,5 @@ int main(void)
     tcase_add_test(tc, tenth_byte_overflowing_64_bits_is_corrupt);
     tcase_add_test(tc, non_minimal_encodings_decode_to_their_value);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(s);
 }

@@ -23,6 +23,7 @@
 #include "keel/err.h"
 #include "keel/net.h"
 #include "keel/wire.h"
+#include "unit/kl_check.h"
 
 extern char **environ;
 
@@ -1187,9 +1188,5 @@ static Suite *net_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(net_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(net_suite());
 }

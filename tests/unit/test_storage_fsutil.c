@@ -11,21 +11,8 @@
 #include "keel/err.h"
 #include "keel/fsutil.h"
 #include "keel/log.h"
+#include "unit/kl_tmpdir.h"
 
-static char root[64];
-static char dir[128];
-
-static void setup(void)
-{
-    kl_log_set_level(KL_LOG_OFF);
-    snprintf(dir, sizeof dir, "%s/XXXXXX", root);
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    ck_assert_int_eq(fsutil_rm_rf(dir), 0);
-}
 
 static int count_entry(const char *name, void *arg)
 {
@@ -185,11 +172,9 @@ END_TEST
 
 int main(void)
 {
-    strcpy(root, "/tmp/keel-fsutil-XXXXXX");
-    if (!mkdtemp(root)) return 1;
     Suite *s = suite_create("storage_fsutil");
     TCase *tc = tcase_create("fsutil");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, kl_tmpdir_setup, kl_tmpdir_teardown);
     tcase_add_test(tc, write_atomic_replaces_the_file_and_leaves_no_temp_file);
     tcase_add_test(tc, read_file_reports_missing_and_oversized_files);
     tcase_add_test(tc, write_atomic_into_a_missing_directory_fails_cleanly);
@@ -200,10 +185,5 @@ int main(void)
     tcase_add_test(tc, a_full_disk_is_reported_as_no_space);
     tcase_add_test(tc, over_long_paths_are_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (fsutil_rm_rf(root) < 0) failed++;
-    return failed == 0 ? 0 : 1;
+    return kl_tmpdir_run(s, "fsutil");
 }

@@ -8,16 +8,13 @@
 #include "keel/fsutil.h"
 #include "keel/log.h"
 #include "keel/metaprops.h"
+#include "unit/kl_tmpdir.h"
 
-static char root[64];
-static char dir[128];
 static char cluster[KL_UUID_STR_LEN + 1], other[KL_UUID_STR_LEN + 1], dirid[KL_UUID_STR_LEN + 1];
 
 static void setup(void)
 {
-    kl_log_set_level(KL_LOG_OFF);
-    snprintf(dir, sizeof dir, "%s/XXXXXX", root);
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    kl_tmpdir_setup();
     uint8_t u[KL_UUID_LEN];
     ck_assert_int_eq(kl_uuid_random(u), 0);
     kl_uuid_to_string(u, cluster);
@@ -27,10 +24,6 @@ static void setup(void)
     kl_uuid_to_string(u, dirid);
 }
 
-static void teardown(void)
-{
-    ck_assert_int_eq(fsutil_rm_rf(dir), 0);
-}
 
 static metaprops_t sample(int32_t node)
 {
@@ -151,21 +144,14 @@ END_TEST
 
 int main(void)
 {
-    strcpy(root, "/tmp/keel-metaprops-XXXXXX");
-    if (!mkdtemp(root)) return 1;
     Suite *s = suite_create("storage_metaprops");
     TCase *tc = tcase_create("metaprops");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, kl_tmpdir_teardown);
     tcase_add_test(tc, written_properties_read_back_in_a_new_subdirectory);
     tcase_add_test(tc, the_start_up_check_names_each_mismatch);
     tcase_add_test(tc, comments_blank_lines_and_spaces_are_accepted);
     tcase_add_test(tc, malformed_files_are_corrupt_with_a_reason);
     tcase_add_test(tc, invalid_properties_are_not_written);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (fsutil_rm_rf(root) < 0) failed++;
-    return failed == 0 ? 0 : 1;
+    return kl_tmpdir_run(s, "metaprops");
 }

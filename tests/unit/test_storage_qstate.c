@@ -9,23 +9,16 @@
 #include "keel/fsutil.h"
 #include "keel/log.h"
 #include "keel/qstate.h"
+#include "unit/kl_tmpdir.h"
 
-static char root[64];
-static char dir[128];
 static char path[256];
 
 static void setup(void)
 {
-    kl_log_set_level(KL_LOG_OFF);
-    snprintf(dir, sizeof dir, "%s/XXXXXX", root);
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    kl_tmpdir_setup();
     snprintf(path, sizeof path, "%s/%s", dir, QSTATE_FILE);
 }
 
-static void teardown(void)
-{
-    ck_assert_int_eq(fsutil_rm_rf(dir), 0);
-}
 
 static void read_file(uint8_t **data, size_t *len)
 {
@@ -132,11 +125,9 @@ END_TEST
 
 int main(void)
 {
-    strcpy(root, "/tmp/keel-qstate-XXXXXX");
-    if (!mkdtemp(root)) return 1;
     Suite *s = suite_create("storage_qstate");
     TCase *tc = tcase_create("qstate");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, setup, kl_tmpdir_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, written_state_reads_back_and_later_writes_replace_it);
     tcase_add_test(tc, a_missing_file_is_not_found);
@@ -145,10 +136,5 @@ int main(void)
     tcase_add_test(tc, a_truncated_or_extended_file_is_corrupt_not_absent);
     tcase_add_test(tc, a_hand_edited_file_with_a_plausible_layout_is_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (fsutil_rm_rf(root) < 0) failed++;
-    return failed == 0 ? 0 : 1;
+    return kl_tmpdir_run(s, "qstate");
 }

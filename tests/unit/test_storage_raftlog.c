@@ -11,21 +11,8 @@
 #include "keel/log.h"
 #include "keel/raftlog.h"
 #include "keel/recbatch.h"
+#include "unit/kl_tmpdir.h"
 
-static char root[64];
-static char dir[128];
-
-static void setup(void)
-{
-    kl_log_set_level(KL_LOG_OFF);
-    snprintf(dir, sizeof dir, "%s/XXXXXX", root);
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    ck_assert_int_eq(fsutil_rm_rf(dir), 0);
-}
 
 /* Entry i's payload, distinct per offset and epoch; storage for the data. */
 static char payload[4096][32];
@@ -144,7 +131,7 @@ START_TEST(truncating_at_every_offset_keeps_exactly_the_prefix_and_appends_conti
     int32_t epochs[40];
     for (int i = 0; i < 40; i++) epochs[i] = i < 6 ? 1 : i < 16 ? 2 : 3;
     for (int64_t cut = 0; cut <= 16; cut++) {
-        setup();
+        kl_tmpdir_setup();
         seglog_config_t c;
         seglog_config_defaults(&c);
         raftlog_t *rl = open_rl(&c);
@@ -172,7 +159,7 @@ START_TEST(truncating_at_every_offset_keeps_exactly_the_prefix_and_appends_conti
         snprintf(pending, sizeof pending, "%s/%s", dir, RAFTLOG_PENDING_FILE);
         struct stat st;
         ck_assert_int_ne(stat(pending, &st), 0);
-        teardown();
+        kl_tmpdir_teardown();
     }
 }
 END_TEST
@@ -295,11 +282,9 @@ END_TEST
 
 int main(void)
 {
-    strcpy(root, "/tmp/keel-raftlog-XXXXXX");
-    if (!mkdtemp(root)) return 1;
     Suite *s = suite_create("storage_raftlog");
     TCase *tc = tcase_create("raftlog");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, kl_tmpdir_setup, kl_tmpdir_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, entries_survive_reopen_with_epochs_and_control_flags);
     tcase_add_test(tc, appends_must_continue_the_log);
@@ -314,10 +299,5 @@ int main(void)
     tcase_set_timeout(tc2, 120);
     tcase_add_test(tc2, truncating_at_every_offset_keeps_exactly_the_prefix_and_appends_continue);
     suite_add_tcase(s, tc2);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (fsutil_rm_rf(root) < 0) failed++;
-    return failed == 0 ? 0 : 1;
+    return kl_tmpdir_run(s, "raftlog");
 }

@@ -9,6 +9,7 @@
 #include "keel/crc32c.h"
 #include "keel/err.h"
 #include "keel/recbatch.h"
+#include "unit/kl_check.h"
 
 /* Builds a finished batch of n records "k<i>" -> "value-<i>" into buf. */
 static void build_batch(kl_buf_t *buf, int64_t base, int32_t epoch, int n)
@@ -605,9 +606,5 @@ int main(void)
     tcase_add_test(tc, a_long_run_is_split_where_a_batch_would_pass_the_size_limit);
     tcase_add_test(tc, entry_decoding_refuses_foreign_records_gaps_and_torn_batches);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(s);
 }

@@ -13,23 +13,11 @@
 #include "keel/log.h"
 #include "keel/recbatch.h"
 #include "keel/seglog.h"
+#include "unit/kl_tmpdir.h"
 
 /* Every test works in its own directory under root; main removes root, so
  * nothing is left behind even when a test fails midway. */
-static char root[64];
-static char dir[128];
 
-static void setup(void)
-{
-    kl_log_set_level(KL_LOG_OFF); /* recovery warnings are expected here */
-    snprintf(dir, sizeof dir, "%s/XXXXXX", root);
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    ck_assert_int_eq(fsutil_rm_rf(dir), 0);
-}
 
 /* Appends a batch of n records with vlen-byte values derived from base. */
 static void make_batch(kl_buf_t *buf, int64_t base, int n, int vlen)
@@ -188,7 +176,7 @@ static void recover_after(void (*damage)(const char *path, off_t last_pos, size_
                                          size_t arg),
                           size_t arg)
 {
-    setup();
+    kl_tmpdir_setup();
     seglog_config_t c;
     seglog_config_defaults(&c);
     seglog_t *sl = open_log(&c);
@@ -222,7 +210,7 @@ static void recover_after(void (*damage)(const char *path, off_t last_pos, size_
     seglog_close(sl);
     kl_buf_free(&all);
     kl_buf_free(&last);
-    teardown();
+    kl_tmpdir_teardown();
 }
 
 static void cut_at(const char *path, off_t last_pos, size_t last_len, size_t cut)
@@ -269,16 +257,16 @@ static size_t last_batch_len(void)
 
 START_TEST(cutting_the_active_segment_at_every_byte_of_the_last_batch_recovers_the_rest)
 {
-    teardown(); /* recover_after makes a fresh directory per cut */
+    kl_tmpdir_teardown(); /* recover_after makes a fresh directory per cut */
     size_t len = last_batch_len();
     for (size_t cut = 0; cut < len; cut++) recover_after(cut_at, cut);
-    setup();
+    kl_tmpdir_setup();
 }
 END_TEST
 
 START_TEST(flipping_any_checked_byte_of_the_last_batch_recovers_the_rest)
 {
-    teardown();
+    kl_tmpdir_teardown();
     size_t len = last_batch_len();
     for (size_t at = 0; at < len; at++) {
         /* partitionLeaderEpoch (12..15) lies outside the CRC by Kafka's
@@ -286,17 +274,17 @@ START_TEST(flipping_any_checked_byte_of_the_last_batch_recovers_the_rest)
         if (at >= 12 && at < 16) continue;
         recover_after(flip_at, at);
     }
-    setup();
+    kl_tmpdir_setup();
 }
 END_TEST
 
 START_TEST(a_zero_filled_tail_is_truncated)
 {
-    teardown();
+    kl_tmpdir_teardown();
     recover_after(garbage_after, 1);
     recover_after(garbage_after, RECBATCH_HEADER_LEN);
     recover_after(garbage_after, 200);
-    setup();
+    kl_tmpdir_setup();
 }
 END_TEST
 
@@ -586,11 +574,9 @@ END_TEST
 
 int main(void)
 {
-    strcpy(root, "/tmp/keel-seglog-XXXXXX");
-    if (!mkdtemp(root)) return 1;
     Suite *s = suite_create("storage_seglog");
     TCase *tc = tcase_create("seglog");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, kl_tmpdir_setup, kl_tmpdir_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, an_empty_directory_opens_as_an_empty_log_at_offset_zero);
     tcase_add_test(tc, appended_batches_read_back_byte_exact_after_reopen);
@@ -607,10 +593,5 @@ int main(void)
     tcase_add_test(tc, reset_drops_everything_and_restarts_at_the_new_offset);
     tcase_add_test(tc, configs_out_of_bounds_are_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (fsutil_rm_rf(root) < 0) failed++;
-    return failed == 0 ? 0 : 1;
+    return kl_tmpdir_run(s, "seglog");
 }

@@ -9,21 +9,8 @@
 #include "keel/fsutil.h"
 #include "keel/log.h"
 #include "keel/snapfile.h"
+#include "unit/kl_tmpdir.h"
 
-static char root[64];
-static char dir[128];
-
-static void setup(void)
-{
-    kl_log_set_level(KL_LOG_OFF);
-    snprintf(dir, sizeof dir, "%s/XXXXXX", root);
-    ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-    ck_assert_int_eq(fsutil_rm_rf(dir), 0);
-}
 
 static raft_snapshot_id_t sid(int64_t end, int32_t epoch)
 {
@@ -159,20 +146,13 @@ END_TEST
 
 int main(void)
 {
-    strcpy(root, "/tmp/keel-snapfile-XXXXXX");
-    if (!mkdtemp(root)) return 1;
     Suite *s = suite_create("storage_snapfile");
     TCase *tc = tcase_create("snapfile");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, kl_tmpdir_setup, kl_tmpdir_teardown);
     tcase_add_test(tc, a_snapshot_reads_back_under_its_kafka_style_name);
     tcase_add_test(tc, any_damage_to_a_snapshot_file_is_detected);
     tcase_add_test(tc, latest_picks_the_newest_valid_snapshot);
     tcase_add_test(tc, delete_older_keeps_the_given_snapshot_and_newer_ones);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    if (fsutil_rm_rf(root) < 0) failed++;
-    return failed == 0 ? 0 : 1;
+    return kl_tmpdir_run(s, "snapfile");
 }

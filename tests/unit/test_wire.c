@@ -9,6 +9,7 @@
 #include "keel/recbatch.h"
 #include "keel/rng.h"
 #include "keel/wire.h"
+#include "unit/kl_check.h"
 
 #define GARBAGE_FRAMES 4000
 
@@ -1052,9 +1053,5 @@ static Suite *wire_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(wire_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(wire_suite());
 }

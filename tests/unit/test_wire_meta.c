@@ -5,6 +5,7 @@
 
 #include "keel/err.h"
 #include "keel/wire_meta.h"
+#include "unit/kl_check.h"
 
 START_TEST(noop_record_round_trips)
 {
@@ -88,9 +89,5 @@ static Suite *wire_meta_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(wire_meta_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(wire_meta_suite());
 }
