@@ -86,8 +86,13 @@ typedef struct raft_config {
     int election_backoff_max_ms; /* max backoff after a failed election */
     int append_linger_ms;        /* group commit: proposals wait at most this long */
     int fast_election_min_ms;    /* jittered delay before candidacy after the leader */
-    int fast_election_max_ms;    /*   connection broke (RAFT_EV_PEER_DOWN) */
+    int fast_election_max_ms;    /*   connection broke (RAFT_EV_PEER_DOWN) or it stalled
+                                  *   (fetch_stall_ms); one slot of it per voter rank */
     int fetch_max_wait_ms;       /* leader long-polls an empty fetch up to this (500) */
+    int fetch_stall_ms;          /* a fetch to the leader unanswered this long means it stalled
+                                  * (paused, hung): treated like a broken connection (fast
+                                  * election). 0 = off (wait for fetch_timeout_ms like KRaft);
+                                  * else must exceed fetch_max_wait_ms (raft_new refuses it) */
     int request_timeout_ms;      /* requester retries a request unanswered this long */
     uint32_t fetch_max_bytes;    /* cap on entry bytes in one fetch response */
     uint32_t max_batch_entries;  /* group commit: flush when this many are pending */
@@ -97,7 +102,8 @@ typedef struct raft_config {
 } raft_config_t;
 
 /* Fills Kafka's defaults (DESIGN.md §2): election 1000, fetch 2000, backoff
- * 1000, linger 5, fast election 20..120, long poll 500, request timeout 2500. */
+ * 1000, linger 5, fast election 20..120, long poll 500, request timeout 2500;
+ * and Keel's fetch stall 700 (long poll + 200). */
 void raft_config_defaults(raft_config_t *cfg);
 
 /* ---- messages (the io layer maps them to protobuf frames in wire/) --------- */

@@ -24,6 +24,7 @@ static const kl_config_key_t schema[] = {
     {"controller.quorum.append.linger.ms", KL_CFG_INT, "5", false, 0, 10000, "group commit: how long proposals wait to share one fsync"},
     {"controller.quorum.request.timeout.ms", KL_CFG_INT, "2500", false, 10, 600000, "Raft request timeout"},
     {"controller.quorum.fast.election.max.ms", KL_CFG_INT, "120", false, 1, 60000, "after the leader's connection breaks, elect within a jittered delay up to this"},
+    {"controller.quorum.fetch.stall.ms", KL_CFG_INT, "700", false, 0, 600000, "a fetch unanswered this long means the leader has stalled (Keel; 0 = wait for controller.quorum.fetch.timeout.ms like KRaft)"},
     {"metadata.max.idle.interval.ms", KL_CFG_INT, "500", false, 0, 86400000, "active controller appends a no-op record when idle this long (0 = off)"},
     {"metadata.log.max.record.bytes.between.snapshots", KL_CFG_INT, "20971520", false, 1, I64MAX, "snapshot after this many new log bytes"},
     {"metadata.log.max.snapshot.interval.ms", KL_CFG_INT, "3600000", false, 0, I64MAX, "snapshot at least this often when anything changed (0 = off)"},
@@ -279,5 +280,12 @@ int kcfg_raft_config(const kl_config_t *c, raft_config_t *cfg, char *err, size_t
     cfg->fast_election_max_ms = (int)kl_config_int(c, "controller.quorum.fast.election.max.ms");
     if (cfg->fast_election_min_ms > cfg->fast_election_max_ms)
         cfg->fast_election_min_ms = cfg->fast_election_max_ms / 2;
+    cfg->fetch_stall_ms = (int)kl_config_int(c, "controller.quorum.fetch.stall.ms");
+    /* a healthy leader parks an empty fetch for the whole long poll (raft.h) */
+    if (cfg->fetch_stall_ms && cfg->fetch_stall_ms <= cfg->fetch_max_wait_ms) {
+        snprintf(err, errlen, "controller.quorum.fetch.stall.ms: %d must be 0 or above the %d ms long poll",
+                 cfg->fetch_stall_ms, cfg->fetch_max_wait_ms);
+        return KL_ECONFIG;
+    }
     return 0;
 }

@@ -12,6 +12,8 @@
 #include "raft_internal.h"
 
 #define RAFT_MAX_TIMEOUT_MS 86400000 /* config sanity bound: one day */
+#define RAFT_STALL_MARGIN_MS 200     /* default fetch stall = long poll + this: the round trip
+                                      * and a leader briefly busy (fsync, scheduling) */
 
 /* ---- names and defaults ------------------------------------------------------ */
 
@@ -56,6 +58,7 @@ void raft_config_defaults(raft_config_t *cfg)
     cfg->fast_election_min_ms = 20;
     cfg->fast_election_max_ms = 120;
     cfg->fetch_max_wait_ms = 500;
+    cfg->fetch_stall_ms = cfg->fetch_max_wait_ms + RAFT_STALL_MARGIN_MS;
     cfg->request_timeout_ms = 2500;
     cfg->fetch_max_bytes = 1u << 20;
     cfg->max_batch_entries = 1024;
@@ -117,6 +120,24 @@ int64_t raft_fetch_deadline(raft_t *r)
 int64_t raft_fast_election_delay(raft_t *r)
 {
     return kl_rng_range(&r->rng, r->cfg.fast_election_min_ms, r->cfg.fast_election_max_ms);
+}
+
+/* The fast-election delay of a follower whose leader died or stalled. All
+ * followers notice at about the same moment (EOF on every connection at once;
+ * fetches the leader answered together going overdue together). Two that go
+ * prospective within a round trip of each other grant each other's pre-votes
+ * and split the real vote, which then costs a whole election timeout. So the
+ * range is cut into one slot per possible successor, in voter order without
+ * the leader (as EndQuorumEpoch staggers its successors), and each waits a
+ * random time within the first half of its own slot: consecutive ones start
+ * at least half a slot (25 ms by default with 3 voters) apart. */
+static int64_t failover_delay(raft_t *r)
+{
+    const int64_t min = r->cfg.fast_election_min_ms, slots = r->cfg.n_voters - 1;
+    const int64_t slot = slots > 0 ? (r->cfg.fast_election_max_ms - min) / slots : 0;
+    int rank = 0;
+    for (int i = 0; i < r->self_idx; i++) rank += r->cfg.voters[i] != r->leader_id;
+    return min + rank * slot + kl_rng_range(&r->rng, 0, slot / 2 + 1);
 }
 
 int32_t raft_durable_last_epoch(const raft_t *r) { return raft_memlog_epoch_before(&r->log, r->log.durable_end); }
@@ -371,10 +392,27 @@ void raft_leader_lost(raft_t *r, const char *why)
     if (r->role != RAFT_FOLLOWER || r->leader_down) return;
     r->leader_down = true;
     if (!raft_can_campaign(r)) return;
-    const int64_t at = r->now + raft_fast_election_delay(r);
+    const int64_t at = r->now + failover_delay(r);
     if (at < r->timer_ms) r->timer_ms = at;
     raft_note(r, 1, "%s (leader %d, epoch %d); pre-vote in %lld ms", why, r->leader_id, r->epoch,
               (long long)(r->timer_ms - r->now));
+}
+
+/* Our fetch to the leader is overdue (raft_leader_fetch_overdue, DESIGN.md §2
+ * long poll bound): the leader stalled (SIGSTOP, hung) without its connection
+ * breaking. DESIGN.md §2 "faster than KRaft on crashes": handled like a broken
+ * connection, so a paused leader is replaced within about fetch_stall_ms plus
+ * a fast-election delay rather than the whole fetch timeout. The fetch stays in
+ * flight: if the leader was merely slow, its answer still arrives and counts as
+ * contact, which calls the election off. One that is slow for longer than the
+ * margin can cost one needless election; votes, logs and the HW are untouched. */
+void raft_leader_stalled(raft_t *r)
+{
+    if (r->role == RAFT_FOLLOWER && r->leader_down) return; /* known already */
+    char why[96];
+    snprintf(why, sizeof why, "leader answered no fetch for %d ms", r->cfg.fetch_stall_ms);
+    if (r->role == RAFT_FOLLOWER) raft_leader_lost(r, why);
+    else if (r->role == RAFT_OBSERVER) raft_forget_leader(r, why);
 }
 
 /* A successful fetch (or BeginQuorumEpoch) from the leader: it is alive. */
@@ -420,11 +458,15 @@ static bool config_ok(const raft_config_t *c)
             if (c->voters[j] == c->voters[i]) return false;
     }
     const int pos[] = {c->election_timeout_ms, c->fetch_timeout_ms, c->request_timeout_ms, c->fast_election_max_ms};
-    const int nonneg[] = {c->election_backoff_max_ms, c->append_linger_ms, c->fetch_max_wait_ms, c->fast_election_min_ms};
+    const int nonneg[] = {c->election_backoff_max_ms, c->append_linger_ms, c->fetch_max_wait_ms,
+                          c->fast_election_min_ms, c->fetch_stall_ms};
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
         if (pos[i] <= 0 || pos[i] > RAFT_MAX_TIMEOUT_MS) return false;
     for (size_t i = 0; i < sizeof nonneg / sizeof nonneg[0]; i++)
         if (nonneg[i] < 0 || nonneg[i] > RAFT_MAX_TIMEOUT_MS) return false;
+    /* a healthy leader may park a fetch for the whole long poll: a shorter stall
+     * time would call it stalled on every idle fetch */
+    if (c->fetch_stall_ms && c->fetch_stall_ms <= c->fetch_max_wait_ms) return false;
     if (c->fast_election_min_ms > c->fast_election_max_ms) return false;
     if (!c->fetch_max_bytes || !c->max_batch_entries || !c->snapshot_chunk_bytes) return false;
     return c->test_bug >= RAFT_BUG_NONE && c->test_bug <= RAFT_BUG_TRUNCATE_BELOW_HW;

@@ -20,12 +20,18 @@ static bool candidate_log_ok(const raft_t *r, int32_t last_epoch, int64_t end_of
  * the leader, or it fetched successfully from the leader itself within the
  * fetch timeout and neither lost the connection nor was told the leader
  * resigned. A leader known only by hearsay (another node's message, the disk)
- * is not live. */
+ * is not live. Nor is one that leaves our own fetch unanswered past
+ * fetch_stall_ms (DESIGN.md §2 long poll bound, raft_leader_fetch_overdue):
+ * the asker applied the same rule to its own fetch. Followers that the leader
+ * answered together agree within a few ms; one whose fetch went out later
+ * refuses until its own is overdue too (at most the long poll later), which
+ * the asker's re-asks (refused_for_our_leader) and its own round bridge. */
 static bool has_live_leader(const raft_t *r)
 {
     if (r->role == RAFT_LEADER) return true;
     return r->role == RAFT_FOLLOWER && !r->leader_down && !r->leader_resigned &&
-           r->leader_contact_ms != RAFT_NO_CONTACT && r->now - r->leader_contact_ms < r->cfg.fetch_timeout_ms;
+           r->leader_contact_ms != RAFT_NO_CONTACT && r->now - r->leader_contact_ms < r->cfg.fetch_timeout_ms &&
+           !raft_leader_fetch_overdue(r);
 }
 
 /* ---- our own round (prospective or candidate) ------------------------------------ */

@@ -157,6 +157,7 @@ void raft_become_leader(raft_t *r);
 void raft_resign(raft_t *r, bool shutdown, const char *why);
 void raft_forget_leader(raft_t *r, const char *why);
 void raft_leader_lost(raft_t *r, const char *why);
+void raft_leader_stalled(raft_t *r);
 
 /* raft_elect.c: Vote (with KIP-996 pre-vote), Begin/EndQuorumEpoch, check-quorum */
 void raft_start_round(raft_t *r, const char *why);
@@ -184,6 +185,7 @@ void raft_on_peer_down_repl(raft_t *r, int32_t peer);
 void raft_flush_pending(raft_t *r);
 void raft_drop_pending(raft_t *r);
 void raft_answer_held_fetches(raft_t *r, bool all);
+bool raft_leader_fetch_overdue(const raft_t *r);
 void raft_repl_timers(raft_t *r);
 void raft_repl_pump(raft_t *r);
 int64_t raft_repl_deadline(const raft_t *r);

@@ -558,8 +558,27 @@ void raft_on_peer_down_repl(raft_t *r, int32_t peer)
     if (p) p->held.active = false; /* nobody is there to read the answer */
 }
 
+/* When our fetch in flight to the leader becomes overdue, RAFT_NEVER if it cannot. */
+static int64_t stall_deadline(const raft_t *r)
+{
+    if (!r->cfg.fetch_stall_ms || !r->inflight.active || r->leader_id == RAFT_NO_NODE ||
+        r->inflight.to != r->leader_id)
+        return RAFT_NEVER;
+    return r->inflight.sent_ms + r->cfg.fetch_stall_ms;
+}
+
+/* DESIGN.md §2 long poll bound: a live leader answers every fetch within
+ * fetch_max_wait_ms (it parks an empty one at most that long, and the active
+ * controller's no-ops end the wait sooner) and a FetchSnapshot at once. So a
+ * fetch to the leader still unanswered after fetch_stall_ms, which leaves room
+ * for the round trip, means the leader has stalled even though its connection
+ * has not broken (SIGSTOP, a hung process). Our own fsyncs do not count: no
+ * fetch is in flight while we wait for them. */
+bool raft_leader_fetch_overdue(const raft_t *r) { return r->now >= stall_deadline(r); }
+
 void raft_repl_timers(raft_t *r)
 {
+    if (raft_leader_fetch_overdue(r)) raft_leader_stalled(r);
     if (r->inflight.active && r->now >= r->inflight.sent_ms + r->cfg.request_timeout_ms) {
         r->inflight.active = false; /* unanswered: ask again (an observer without a leader asks the next voter) */
         if (r->role == RAFT_OBSERVER && r->leader_id == RAFT_NO_NODE) r->rr = (r->rr + 1) % r->cfg.n_voters;
@@ -587,6 +606,8 @@ int64_t raft_repl_deadline(const raft_t *r)
     int64_t d = RAFT_NEVER;
     if (r->inflight.active) {
         d = r->inflight.sent_ms + r->cfg.request_timeout_ms;
+        const int64_t stall = stall_deadline(r);
+        if (stall > r->now && stall < d) d = stall; /* one that passed was acted on then */
     } else if (fetching_role(r) && r->fetch_ready_ms > r->now && fetch_target(r) != RAFT_NO_NODE &&
                r->log.durable_end == raft_memlog_end(&r->log)) {
         d = r->fetch_ready_ms;

@@ -60,7 +60,37 @@ START_TEST(valid_config_loads_with_kafka_defaults)
     ck_assert_int_eq(rc.node_id, 1);
     ck_assert_int_eq(rc.n_voters, 3);
     ck_assert_int_eq(rc.voters[2], 3);
+    ck_assert_int_eq(rc.fetch_timeout_ms, 2000);
+    ck_assert_int_eq(rc.fetch_stall_ms, 700); /* Keel: a stalled leader is replaced long before that */
     kl_config_free(c);
+}
+END_TEST
+
+START_TEST(fetch_stall_can_be_set_or_turned_off_but_not_within_the_long_poll)
+{
+    char err[KL_CONFIG_ERR_LEN];
+    kl_config_t *c;
+    raft_config_t rc;
+    const char *over[] = {"controller.quorum.fetch.stall.ms=900"};
+    ck_assert_int_eq(load(BASE, over, 1, err, &c), 0);
+    ck_assert_int_eq(kcfg_raft_config(c, &rc, err, sizeof err), 0);
+    ck_assert_int_eq(rc.fetch_stall_ms, 900);
+    kl_config_free(c);
+
+    over[0] = "controller.quorum.fetch.stall.ms=0"; /* KRaft: wait for the fetch timeout */
+    ck_assert_int_eq(load(BASE, over, 1, err, &c), 0);
+    ck_assert_int_eq(kcfg_raft_config(c, &rc, err, sizeof err), 0);
+    ck_assert_int_eq(rc.fetch_stall_ms, 0);
+    kl_config_free(c);
+
+    over[0] = "controller.quorum.fetch.stall.ms=500"; /* every idle long poll would look stalled */
+    ck_assert_int_eq(load(BASE, over, 1, err, &c), 0);
+    ck_assert_int_eq(kcfg_raft_config(c, &rc, err, sizeof err), KL_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "controller.quorum.fetch.stall.ms: 500 must be 0 or above the 500 ms long poll"));
+    kl_config_free(c);
+
+    over[0] = "controller.quorum.fetch.stall.ms=-1";
+    ck_assert_int_eq(load(BASE, over, 1, err, &c), KL_ECONFIG);
 }
 END_TEST
 
@@ -172,6 +202,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, valid_config_loads_with_kafka_defaults);
     tcase_add_test(tc, override_wins_over_file);
+    tcase_add_test(tc, fetch_stall_can_be_set_or_turned_off_but_not_within_the_long_poll);
     tcase_add_test(tc, controller_missing_from_voters_is_refused);
     tcase_add_test(tc, missing_required_key_names_the_file);
     tcase_add_test(tc, ssl_listener_requires_certificate_and_key);

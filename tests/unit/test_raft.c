@@ -48,6 +48,7 @@ typedef struct cluster {
     int msgs_sent[MAX_NODES][RAFT_MSG_FETCH_SNAPSHOT_RESP + 1];
     int prevotes_refused[MAX_NODES];
     int votes_granted[MAX_NODES]; /* real votes granted by node i */
+    int64_t fetch_answered_ms[MAX_NODES]; /* last successful FetchResponse node i sent, -1 none */
 } cluster_t;
 
 static int idx_of(const cluster_t *c, int32_t id)
@@ -142,6 +143,7 @@ static void handle_update(cluster_t *c, int i, const raft_update_t *u)
             c->votes_granted[i]++;
         }
         if (m->type == RAFT_MSG_VOTE_RESP && m->u.vote_resp.pre_vote && !m->u.vote_resp.granted) c->prevotes_refused[i]++;
+        if (m->type == RAFT_MSG_FETCH_RESP && m->error == RAFT_OK) c->fetch_answered_ms[i] = c->now;
         c->msgs_sent[i][m->type]++;
     }
     if (u->persist_state) nd->hs = u->hard_state;
@@ -236,8 +238,16 @@ static cluster_t *cl_new(int n_voters, int n_observers)
         nd->cfg.n_voters = n_voters;
         for (int v = 0; v < n_voters; v++) nd->cfg.voters[v] = v + 1;
         nd->cfg.seed = 42 + (uint64_t)i;
+        c->fetch_answered_ms[i] = -1;
     }
     return c;
+}
+
+/* KRaft's behaviour: followers of a silent leader wait for the fetch timeout
+ * (no fetch stall detection), for tests of that path. */
+static void cl_without_fetch_stall(cluster_t *c)
+{
+    for (int i = 0; i < c->count; i++) c->n[i].cfg.fetch_stall_ms = 0;
 }
 
 static void cl_start_node(cluster_t *c, int i, const raft_restore_t *rs)
@@ -529,6 +539,7 @@ END_TEST
 START_TEST(test_a_follower_back_from_a_lost_prevote_has_still_not_heard_from_the_leader)
 {
     cluster_t *c = cl_new(3, 0);
+    cl_without_fetch_stall(c);
     c->n[0].cfg.election_timeout_ms = 100; /* node 1 leads */
     c->n[2].cfg.fetch_timeout_ms = 10000;
     cl_start(c);
@@ -553,6 +564,7 @@ END_TEST
 START_TEST(test_a_follower_back_from_a_lost_prevote_still_knows_its_leader_connection_broke)
 {
     cluster_t *c = cl_new(3, 0);
+    cl_without_fetch_stall(c);
     c->n[0].cfg.election_timeout_ms = 100; /* node 1 leads */
     c->n[1].cfg.election_timeout_ms = 200; /* node 2's pre-vote round ends well within its fetch timeout */
     c->n[2].cfg.fetch_timeout_ms = 10000;
@@ -578,10 +590,11 @@ END_TEST
 
 /* Both followers last heard from the leader in the same millisecond; without
  * jitter on the fetch timeout both go prospective at once, grant each other's
- * pre-vote, and split the real vote. */
+ * pre-vote, and split the real vote (KRaft's path: no fetch stall detection). */
 START_TEST(test_followers_of_a_paused_leader_do_not_time_out_together_and_split_the_vote)
 {
     cluster_t *c = cl_new(3, 0);
+    cl_without_fetch_stall(c);
     c->n[0].cfg.election_timeout_ms = 100; /* node 1 leads */
     cl_start(c);
     ck_assert_int_eq(cl_elect(c), 0);
@@ -594,6 +607,151 @@ START_TEST(test_followers_of_a_paused_leader_do_not_time_out_together_and_split_
     ck_assert(cl_run(c, cfg->fetch_timeout_ms + cfg->election_timeout_ms / 2 + 10, settled));
     ck_assert_int_eq(raft_epoch(c->n[cl_leader(c)].r), epoch + 1);
     ck_assert_int_eq(c->votes_granted[1] + c->votes_granted[2], votes + 1); /* one election, one vote */
+    cl_free(c);
+}
+END_TEST
+
+/* DESIGN.md §2 long poll: a live leader answers every fetch within
+ * fetch_max_wait_ms, so a fetch unanswered for fetch_stall_ms means the leader
+ * stalled (SIGSTOP: silence, no EOF). The followers elect a new leader well
+ * within a second of its last answer instead of waiting out the fetch timeout. */
+START_TEST(test_followers_of_a_paused_leader_elect_a_new_one_within_the_stall_time)
+{
+    for (int64_t pause_after = 0; pause_after < 600; pause_after += 37) {
+        cluster_t *c = cl_new(3, 0);
+        for (int i = 0; i < 3; i++) c->n[i].cfg.seed += 7 * (uint64_t)pause_after; /* other delays each time */
+        cl_start(c);
+        const int l = cl_elect(c);
+        const int32_t epoch = raft_epoch(c->n[l].r);
+        const int votes = c->votes_granted[0] + c->votes_granted[1] + c->votes_granted[2];
+        cl_run(c, 3000 + pause_after, NULL); /* idle: only long polls keep the followers fetching */
+        c->n[l].up = false;                  /* paused: silent, connections stay up */
+        const int64_t paused_at = c->now, answered_at = c->fetch_answered_ms[l];
+        ck_assert_int_ge(answered_at, paused_at - c->n[l].cfg.fetch_max_wait_ms);
+        ck_assert_msg(cl_run(c, 1000, settled), "no new leader within 1000 ms of the pause (after %lld ms)",
+                      (long long)pause_after);
+        ck_assert_int_lt(c->now - answered_at, 1000);
+        ck_assert_int_eq(raft_epoch(c->n[cl_leader(c)].r), epoch + 1);
+        ck_assert_int_eq(c->votes_granted[0] + c->votes_granted[1] + c->votes_granted[2], votes + 1); /* one election */
+        cl_free(c);
+    }
+}
+END_TEST
+
+static bool any_node_noted(const cluster_t *c, const char *needle)
+{
+    for (int i = 0; i < c->count; i++)
+        if (has_note(&c->n[i], needle)) return true;
+    return false;
+}
+
+/* The other side of the stall rule: an idle leader parks every fetch for the
+ * whole long poll, a busy one answers at once; neither is ever overdue, so
+ * there are no elections and no pre-votes over many virtual seconds. */
+START_TEST(test_a_leader_that_answers_within_the_long_poll_is_never_considered_stalled)
+{
+    cluster_t *c = cl_new(3, 1);
+    cl_start(c);
+    const int l = cl_elect(c);
+    const int32_t epoch = raft_epoch(c->n[l].r);
+    int vote_reqs = 0;
+    for (int i = 0; i < 3; i++) vote_reqs += c->msgs_sent[i][RAFT_MSG_VOTE_REQ];
+    cl_run(c, 30000, NULL); /* idle */
+    for (int k = 0; k < 300; k++) { /* busy: a proposal every 100 ms */
+        ck_assert_int_eq(cl_propose(c, l, "tick").propose_error, 0);
+        cl_run(c, 100, NULL);
+    }
+    cl_run(c, 30000, NULL);
+    ck_assert(caught_up(c));
+    for (int i = 0; i < c->count; i++) ck_assert_int_eq(c->n[i].max_epoch_seen, epoch);
+    int after = 0;
+    for (int i = 0; i < 3; i++) after += c->msgs_sent[i][RAFT_MSG_VOTE_REQ];
+    ck_assert_int_eq(after, vote_reqs);
+    ck_assert(!any_node_noted(c, "answered no fetch"));
+    ck_assert_int_eq(raft_leader(c->n[3].r), c->n[l].id); /* the observer never let go either */
+    cl_free(c);
+}
+END_TEST
+
+/* The voter's side of the rule, exactly at the boundary: a pre-vote is refused
+ * while its own fetch to the leader is younger than fetch_stall_ms and granted
+ * from then on, even before its own timers ran. */
+START_TEST(test_a_voter_whose_fetch_to_the_leader_is_overdue_grants_prevotes)
+{
+    cluster_t *c = cl_new(3, 0);
+    const raft_restore_t rs = {.hard_state = {2, RAFT_NO_NODE, 1}};
+    cl_start_node(c, 1, &rs);
+    const int stall = c->n[1].cfg.fetch_stall_ms;
+    raft_msg_t resp = {.type = RAFT_MSG_FETCH_RESP, .from = 1, .to = 2, .epoch = 2, .leader_id = 1};
+    resp.u.fetch_resp.diverging_epoch = -1;
+    resp.u.fetch_resp.diverging_end_offset = -1;
+    resp.u.fetch_resp.snapshot_id = (raft_snapshot_id_t){-1, -1};
+    cl_step(c, 1, (raft_event_t){.type = RAFT_EV_TICK});
+    for (int k = 0; k < 2; k++) { /* the first answer is contact; the second fetch goes unanswered */
+        ck_assert_int_eq(c->qt - c->qh, 1);
+        raft_msg_t *fetch = c->q[c->qh];
+        ck_assert_int_eq(fetch->type, RAFT_MSG_FETCH_REQ);
+        resp.rpc_id = fetch->rpc_id;
+        c->qh = c->qt = 0;
+        msg_free(fetch);
+        if (k == 0) cl_step(c, 1, (raft_event_t){.type = RAFT_EV_RECV, .u.msg = &resp});
+    }
+    const int64_t sent = c->now;
+    raft_msg_t pv = vote_req(3, 2, 3, true, 0, 0);
+    c->now = sent + stall - 1;
+    cl_step(c, 1, (raft_event_t){.type = RAFT_EV_RECV, .u.msg = &pv});
+    ck_assert_int_eq(c->prevotes_refused[1], 1);
+    c->now = sent + stall;
+    cl_step(c, 1, (raft_event_t){.type = RAFT_EV_RECV, .u.msg = &pv});
+    ck_assert_int_eq(c->msgs_sent[1][RAFT_MSG_VOTE_RESP], 2);
+    ck_assert_int_eq(c->prevotes_refused[1], 1); /* the second one was granted */
+    ck_assert(has_note(&c->n[1], "answered no fetch for"));
+    ck_assert_int_eq(raft_role(c->n[1].r), RAFT_FOLLOWER); /* pre-vote in a fast-election delay */
+    cl_free(c);
+}
+END_TEST
+
+/* fetch_stall_ms = 0 is KRaft: nothing happens before the fetch timeout. */
+START_TEST(test_fetch_stall_of_zero_waits_for_the_fetch_timeout)
+{
+    cluster_t *c = cl_new(3, 0);
+    cl_without_fetch_stall(c);
+    cl_start(c);
+    const int l = cl_elect(c);
+    const int32_t epoch = raft_epoch(c->n[l].r);
+    cl_run(c, 3000, NULL);
+    c->n[l].up = false; /* paused */
+    const int64_t answered_at = c->fetch_answered_ms[l];
+    const raft_config_t *cfg = &c->n[0].cfg;
+    ck_assert(!cl_run(c, answered_at + cfg->fetch_timeout_ms - c->now, settled));
+    for (int i = 0; i < 3; i++) ck_assert_int_eq(c->n[i].max_epoch_seen, epoch);
+    ck_assert(!any_node_noted(c, "answered no fetch"));
+    ck_assert(cl_run(c, cfg->election_timeout_ms, settled));
+    ck_assert_int_eq(raft_epoch(c->n[cl_leader(c)].r), epoch + 1);
+    cl_free(c);
+}
+END_TEST
+
+/* An observer (a broker) handles a stalled leader like a broken connection
+ * too: it lets go of it and asks the voters, so it finds the new leader
+ * before the fetch timeout would have made it look. */
+static bool observer_follows_new_leader(const cluster_t *c)
+{
+    const int l = cl_leader(c);
+    return l >= 0 && raft_leader(c->n[3].r) == c->n[l].id && raft_epoch(c->n[3].r) == raft_epoch(c->n[l].r);
+}
+
+START_TEST(test_an_observer_of_a_paused_leader_finds_the_new_one_before_the_fetch_timeout)
+{
+    cluster_t *c = cl_new(3, 1);
+    cl_start(c);
+    const int l = cl_elect(c);
+    ck_assert(cl_run(c, 1000, caught_up));
+    cl_run(c, 1234, NULL);
+    c->n[l].up = false; /* paused */
+    const int64_t answered_at = c->fetch_answered_ms[l];
+    ck_assert(cl_run(c, answered_at + c->n[3].cfg.fetch_timeout_ms - c->now, observer_follows_new_leader));
+    ck_assert(has_note(&c->n[3], "answered no fetch"));
     cl_free(c);
 }
 END_TEST
@@ -874,6 +1032,46 @@ START_TEST(test_fast_election_after_peer_down_happens_within_fast_election_max)
 }
 END_TEST
 
+/* The delay announced in node i's last "pre-vote in N ms" note, -1 if none. */
+static int64_t announced_delay(const node_t *nd)
+{
+    const char *last = NULL;
+    for (const char *p = nd->notes; (p = strstr(p, "pre-vote in ")) != NULL; p++) last = p;
+    long long ms;
+    return last && sscanf(last, "pre-vote in %lld ms", &ms) == 1 ? ms : -1;
+}
+
+/* The survivors of a dead leader all notice at once; each waits in its own
+ * slot of the fast-election range, by voter order, so none collide and split
+ * the vote: the first survivor wins the one election. */
+START_TEST(test_followers_of_a_lost_leader_take_turns_by_voter_order)
+{
+    for (uint64_t seed = 0; seed < 20; seed++) {
+        cluster_t *c = cl_new(5, 0);
+        for (int i = 0; i < 5; i++) c->n[i].cfg.seed += 10 * seed;
+        cl_start(c);
+        const int l = cl_elect(c);
+        const int32_t epoch = raft_epoch(c->n[l].r);
+        cl_kill(c, l);
+        const raft_config_t *cfg = &c->n[0].cfg;
+        const int64_t slot = (cfg->fast_election_max_ms - cfg->fast_election_min_ms) / 4;
+        int rank = 0, first = -1;
+        for (int i = 0; i < 5; i++) {
+            if (i == l) continue;
+            const int64_t d = announced_delay(&c->n[i]), from = cfg->fast_election_min_ms + rank * slot;
+            ck_assert_int_ge(d, from);
+            ck_assert_int_le(d, from + slot / 2);
+            if (first < 0) first = i;
+            rank++;
+        }
+        ck_assert(cl_run(c, cfg->fast_election_max_ms, settled));
+        ck_assert_int_eq(cl_leader(c), first);
+        ck_assert_int_eq(raft_epoch(c->n[first].r), epoch + 1);
+        cl_free(c);
+    }
+}
+END_TEST
+
 START_TEST(test_check_quorum_makes_a_cut_off_leader_resign)
 {
     cluster_t *c = cl_new(3, 0);
@@ -949,6 +1147,11 @@ START_TEST(test_malformed_events_are_refused_with_an_empty_update)
     raft_config_t bad = c->n[0].cfg;
     bad.n_voters = 0;
     ck_assert_ptr_null(raft_new(&bad, NULL, 0));
+    bad = c->n[0].cfg;
+    bad.fetch_stall_ms = bad.fetch_max_wait_ms; /* every idle long poll would look stalled */
+    ck_assert_ptr_null(raft_new(&bad, NULL, 0));
+    bad.fetch_stall_ms = -1;
+    ck_assert_ptr_null(raft_new(&bad, NULL, 0));
     cl_free(c);
 }
 END_TEST
@@ -1004,6 +1207,11 @@ static Suite *raft_suite(void)
     tcase_add_test(e, test_a_follower_back_from_a_lost_prevote_has_still_not_heard_from_the_leader);
     tcase_add_test(e, test_a_follower_back_from_a_lost_prevote_still_knows_its_leader_connection_broke);
     tcase_add_test(e, test_followers_of_a_paused_leader_do_not_time_out_together_and_split_the_vote);
+    tcase_add_test(e, test_followers_of_a_paused_leader_elect_a_new_one_within_the_stall_time);
+    tcase_add_test(e, test_a_leader_that_answers_within_the_long_poll_is_never_considered_stalled);
+    tcase_add_test(e, test_a_voter_whose_fetch_to_the_leader_is_overdue_grants_prevotes);
+    tcase_add_test(e, test_fetch_stall_of_zero_waits_for_the_fetch_timeout);
+    tcase_add_test(e, test_an_observer_of_a_paused_leader_finds_the_new_one_before_the_fetch_timeout);
     tcase_add_test(e, test_prevote_refused_for_a_leader_the_asker_lost_is_asked_again_soon);
     tcase_add_test(e, test_vote_is_refused_to_a_shorter_log_and_granted_to_an_equal_or_longer_one);
     tcase_add_test(e, test_vote_is_persisted_in_the_same_update_as_the_grant);
@@ -1017,6 +1225,7 @@ static Suite *raft_suite(void)
     suite_add_tcase(s, rep);
     TCase *f = tcase_create("failures");
     tcase_add_test(f, test_fast_election_after_peer_down_happens_within_fast_election_max);
+    tcase_add_test(f, test_followers_of_a_lost_leader_take_turns_by_voter_order);
     tcase_add_test(f, test_check_quorum_makes_a_cut_off_leader_resign);
     tcase_add_test(f, test_end_epoch_makes_the_first_successor_a_candidate_at_once);
     tcase_add_test(f, test_malformed_events_are_refused_with_an_empty_update);
