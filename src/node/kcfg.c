@@ -280,6 +280,11 @@ int kcfg_raft_config(const kl_config_t *c, raft_config_t *cfg, char *err, size_t
     cfg->fast_election_max_ms = (int)kl_config_int(c, "controller.quorum.fast.election.max.ms");
     if (cfg->fast_election_min_ms > cfg->fast_election_max_ms)
         cfg->fast_election_min_ms = cfg->fast_election_max_ms / 2;
+    if (cfg->request_timeout_ms <= cfg->fetch_max_wait_ms) {
+        snprintf(err, errlen, "controller.quorum.request.timeout.ms: %d must be above the %d ms long poll",
+                 cfg->request_timeout_ms, cfg->fetch_max_wait_ms);
+        return KL_ECONFIG;
+    }
     cfg->fetch_stall_ms = (int)kl_config_int(c, "controller.quorum.fetch.stall.ms");
     /* a healthy leader parks an empty fetch for the whole long poll (raft.h) */
     if (cfg->fetch_stall_ms && cfg->fetch_stall_ms <= cfg->fetch_max_wait_ms) {

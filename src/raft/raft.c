@@ -467,6 +467,8 @@ static bool config_ok(const raft_config_t *c)
     /* a healthy leader may park a fetch for the whole long poll: a shorter stall
      * time would call it stalled on every idle fetch */
     if (c->fetch_stall_ms && c->fetch_stall_ms <= c->fetch_max_wait_ms) return false;
+    /* likewise a fetch retried before the long poll ends would never be answered */
+    if (c->request_timeout_ms <= c->fetch_max_wait_ms) return false;
     if (c->fast_election_min_ms > c->fast_election_max_ms) return false;
     if (!c->fetch_max_bytes || !c->max_batch_entries || !c->snapshot_chunk_bytes) return false;
     return c->test_bug >= RAFT_BUG_NONE && c->test_bug <= RAFT_BUG_TRUNCATE_BELOW_HW;

@@ -362,6 +362,10 @@ void raft_on_fetch_resp(raft_t *r, const raft_msg_t *m)
 static void install_snapshot(raft_t *r, int32_t leader)
 {
     const raft_snapshot_id_t id = r->snapfetch.id;
+    /* The leader sends a snapshot only for offsets it no longer has, which
+     * are above anything this follower has committed; a snapshot below our
+     * HW would move applied state backwards (as a truncation below HW would). */
+    KL_ASSERT(id.end_offset >= r->hw);
     free(r->snap_data);
     r->snap = id;
     r->snap_data = r->snapfetch.buf;

@@ -7,6 +7,7 @@
 
 #include "keel/err.h"
 #include "keel/kcfg.h"
+#include "unit/kl_check.h"
 
 static char dir[64];
 
@@ -108,6 +109,19 @@ START_TEST(override_wins_over_file)
 }
 END_TEST
 
+START_TEST(request_timeout_must_outlast_the_long_poll)
+{
+    char err[KL_CONFIG_ERR_LEN];
+    kl_config_t *c;
+    raft_config_t rc;
+    const char *over[] = {"controller.quorum.request.timeout.ms=400"};
+    ck_assert_int_eq(load(BASE, over, 1, err, &c), 0);
+    ck_assert_int_eq(kcfg_raft_config(c, &rc, err, sizeof err), KL_ECONFIG);
+    ck_assert_ptr_nonnull(strstr(err, "controller.quorum.request.timeout.ms: 400 must be above the 500 ms long poll"));
+    kl_config_free(c);
+}
+END_TEST
+
 START_TEST(controller_missing_from_voters_is_refused)
 {
     char err[KL_CONFIG_ERR_LEN];
@@ -203,6 +217,7 @@ int main(void)
     tcase_add_test(tc, valid_config_loads_with_kafka_defaults);
     tcase_add_test(tc, override_wins_over_file);
     tcase_add_test(tc, fetch_stall_can_be_set_or_turned_off_but_not_within_the_long_poll);
+    tcase_add_test(tc, request_timeout_must_outlast_the_long_poll);
     tcase_add_test(tc, controller_missing_from_voters_is_refused);
     tcase_add_test(tc, missing_required_key_names_the_file);
     tcase_add_test(tc, ssl_listener_requires_certificate_and_key);
@@ -211,9 +226,5 @@ int main(void)
     tcase_add_test(tc, voter_list_rejects_junk_and_duplicates);
     tcase_add_test(tc, listener_list_parses_protocols);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(s);
 }

@@ -9,6 +9,7 @@
 
 #include "keel/err.h"
 #include "keel/raft.h"
+#include "unit/kl_check.h"
 
 #define MAX_NODES 8
 #define MAX_COMMITTED 4096
@@ -871,6 +872,7 @@ START_TEST(test_hw_waits_until_the_leaders_epoch_start_entry_is_on_a_majority)
     c->n[0].cfg.election_timeout_ms = 100; /* node 1 campaigns first */
     for (int i = 0; i < 3; i++) {
         c->n[i].cfg.request_timeout_ms = 300; /* unanswered fetches are retried soon */
+        c->n[i].cfg.fetch_max_wait_ms = 100;  /* (a request timeout must outlast the long poll) */
         restore_with_epochs(c, i, 1, epochs, 5, 0);
     }
     c->drop = drop_entries_to_followers; /* followers never receive the leader-change entry */
@@ -1236,9 +1238,5 @@ static Suite *raft_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(raft_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    const int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return kl_check_run(raft_suite());
 }
