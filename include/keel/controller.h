@@ -7,6 +7,7 @@
 #include "keel/net.h"
 
 #define CONTROLLER_HOUSEKEEPING_MS 100 /* no-op and snapshot checks run this often */
+#define CONTROLLER_SNAPSHOT_RETRY_MS 5000 /* after a failed snapshot (e.g. disk full), wait this long */
 
 typedef struct controller controller_t;
 

@@ -19,13 +19,17 @@
 
 typedef struct quorum quorum_t;
 
-/* The state machine above the log. All callbacks run on the loop thread. */
+/* The state machine above the log. All callbacks run on the loop thread,
+ * inside a step of the core: they must not call quorum_propose,
+ * quorum_snapshot or quorum_shutdown (KL_ASSERT). */
 typedef struct quorum_sm {
     /* A committed entry, in offset order, exactly once per process lifetime
      * (entries below a restored snapshot are never replayed). */
     void (*apply)(void *arg, const raft_entry_t *e);
     /* Replace the whole state with a snapshot (at start and when a leader
-     * sends one). Returns 0 or KL_ECORRUPT. */
+     * sends one). Returns 0, or KL_ECORRUPT leaving the state unchanged
+     * (a leader's snapshot is restored before it is stored, so one that
+     * does not decode stops the process with the disk untouched). */
     int (*restore)(void *arg, raft_snapshot_id_t id, const uint8_t *data, uint64_t len);
     /* Role, epoch or leader changed. */
     void (*role_changed)(void *arg, raft_role_t role, int32_t epoch, int32_t leader_id);
@@ -52,10 +56,13 @@ void quorum_on_request(quorum_t *q, net_conn_id_t conn, wire_msg_t *req);
 void quorum_on_conn_closed(quorum_t *q, net_conn_id_t conn);
 
 /* Leader only: append one record; the offset and epoch returned identify it (it is
- * committed when applied with that epoch). KL_ENOTLEADER otherwise. */
+ * committed when applied with that epoch). KL_ENOTLEADER otherwise. Not from a
+ * quorum_sm callback. */
 int quorum_propose(quorum_t *q, const uint8_t *data, uint32_t len, int64_t *offset, int32_t *epoch);
-/* Records a snapshot of the applied state covering offsets below end_offset:
- * written durably, then the log before it is deleted. */
+/* Records a snapshot of the applied state covering offsets below end_offset
+ * (log start < end_offset <= quorum_applied_end, else KL_EINVAL): written
+ * durably, then the log segments below it and older snapshots are deleted.
+ * Not from a quorum_sm callback. */
 int quorum_snapshot(quorum_t *q, int64_t end_offset, const uint8_t *data, uint64_t len);
 
 /* Fills a DescribeQuorum response, or a KL_ENOTLEADER error with the
@@ -63,7 +70,8 @@ int quorum_snapshot(quorum_t *q, int64_t end_offset, const uint8_t *data, uint64
 void quorum_describe(quorum_t *q, wire_msg_t *resp);
 
 /* Graceful stop (DESIGN.md §2): a leader resigns with EndQuorumEpoch and
- * waits (bounded) for a successor; `done` runs once when it may exit. */
+ * waits (bounded) for a successor; `done` runs once when it may exit (maybe
+ * before this returns). Later calls are ignored. */
 void quorum_shutdown(quorum_t *q, void (*done)(void *arg), void *arg);
 
 const raft_t *quorum_raft(const quorum_t *q);

@@ -27,6 +27,7 @@ struct controller {
     int64_t last_append_ms;         /* last time the active controller wrote a record */
     int64_t last_snapshot_ms;
     int64_t last_snapshot_end;
+    int64_t snapshot_retry_ms;      /* no snapshot attempt before this (after a failure) */
     bool active;                    /* we are the Raft leader */
     bool stopping;
 };
@@ -100,7 +101,7 @@ static void maybe_noop(controller_t *c, int64_t now)
 static void maybe_snapshot(controller_t *c, int64_t now)
 {
     int64_t end = quorum_applied_end(c->quorum);
-    if (end <= c->last_snapshot_end) return;
+    if (end <= c->last_snapshot_end || now < c->snapshot_retry_ms) return;
     bool by_bytes = quorum_log_bytes_since_snapshot(c->quorum) >= c->snapshot_bytes;
     bool by_time = c->snapshot_interval_ms > 0 && now - c->last_snapshot_ms >= c->snapshot_interval_ms;
     if (!by_bytes && !by_time) return;
@@ -110,7 +111,9 @@ static void maybe_snapshot(controller_t *c, int64_t now)
     if (rc == 0) rc = quorum_snapshot(c->quorum, end, b.data, b.len);
     kl_buf_free(&b);
     if (rc) {
-        KL_WARN(MOD, "snapshot at %lld failed: %s", (long long)end, kl_strerror(rc));
+        KL_WARN(MOD, "snapshot at %lld failed: %s; retrying in %d ms", (long long)end, kl_strerror(rc),
+                CONTROLLER_SNAPSHOT_RETRY_MS);
+        c->snapshot_retry_ms = now + CONTROLLER_SNAPSHOT_RETRY_MS;
         return;
     }
     c->last_snapshot_end = end;

@@ -44,7 +44,10 @@ static int check_dirs(keeld_t *k, const char *metadata_dir)
 {
     const char *dirs = kl_config_str(k->cfg, "log.dirs");
     char list[8192];
-    snprintf(list, sizeof list, "%s,%s", metadata_dir, dirs);
+    if ((size_t)snprintf(list, sizeof list, "%s,%s", metadata_dir, dirs) >= sizeof list) {
+        KL_ERROR(MOD, "log.dirs and metadata.log.dir together are longer than %zu bytes", sizeof list - 1);
+        return KL_ECONFIG;
+    }
     int32_t node_id = (int32_t)kl_config_int(k->cfg, "node.id");
     char *save = NULL;
     for (char *d = strtok_r(list, ",", &save); d; d = strtok_r(NULL, ",", &save)) {
