@@ -141,16 +141,16 @@ int cli_storage_format(cli_ctx_t *ctx, int argc, char **argv)
         goto out;
     }
     /* Check every dir first so that a refusal leaves nothing half formatted. */
-    bool todo[CLI_MAX_DIRS];
+    bool needs_write[CLI_MAX_DIRS];
     bool ok = true;
     for (int i = 0; i < n; i++) {
         int c = check_dir(dirs[i], cluster_id, node_id, ignore_formatted);
-        todo[i] = c == 1;
+        needs_write[i] = c == 1;
         ok &= c >= 0;
     }
     if (!ok) goto out;
     for (int i = 0; i < n; i++)
-        if (todo[i] && write_dir(dirs[i], cluster_id, node_id) != 0) goto out;
+        if (needs_write[i] && write_dir(dirs[i], cluster_id, node_id) != 0) goto out;
     ret = CLI_EXIT_OK;
 out:
     free(list);
