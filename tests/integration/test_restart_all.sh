@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 HW_MIN=10 # committed entries before the crash; a no-op commits every 500 ms
 NODES=(c1 c2 c3)
 
-cluster up --controllers 3 --brokers 0 >/dev/null
+cluster up --controllers 3 --brokers 0 "${T_UP_FLAGS[@]}" >/dev/null
 t_wait "a leader" t_has_leader
 hw_at_least() { t_status && (($(cl_json_int "$T_STATUS" high_watermark) >= $1)); }
 t_wait "the high watermark to reach $HW_MIN" hw_at_least "$HW_MIN"
