@@ -558,8 +558,11 @@ void raft_on_peer_down_repl(raft_t *r, int32_t peer)
         retry_later(r);
         if (r->role == RAFT_OBSERVER && r->leader_id == RAFT_NO_NODE) r->rr = (r->rr + 1) % r->cfg.n_voters;
     }
-    raft_peer_t *p = raft_serves_fetches(r) ? find_fetcher(r, peer) : NULL;
-    if (p) p->held.active = false; /* nobody is there to read the answer */
+    /* A fetch this node holds for `peer` stays held: PEER_DOWN is about our
+     * connection to it, while its fetch came over its own connection, which
+     * may be fine. Dropping the fetch would leave it unanswered until the
+     * follower thinks we stalled; an answer nobody can read is dropped by
+     * the io layer instead. */
 }
 
 /* When our fetch in flight to the leader becomes overdue, RAFT_NEVER if it cannot. */

@@ -674,6 +674,34 @@ START_TEST(test_a_leader_that_answers_within_the_long_poll_is_never_considered_s
 }
 END_TEST
 
+/* PEER_DOWN on the leader is about its own connection to a follower (the one
+ * BeginQuorumEpoch uses); the follower's fetches arrive over the follower's
+ * connection, which may be fine. The leader keeps answering the fetch it
+ * holds, so the follower never sees its leader as stalled. */
+START_TEST(test_a_leader_losing_its_connection_to_a_follower_still_answers_that_followers_fetch)
+{
+    cluster_t *c = cl_new(3, 0);
+    cl_start(c);
+    const int l = cl_elect(c);
+    const int f = (l + 1) % 3;
+    const int32_t epoch = raft_epoch(c->n[l].r);
+    cl_run(c, 1000, NULL); /* idle: f's fetch is parked at the leader */
+    int vote_reqs = 0;
+    for (int i = 0; i < 3; i++) vote_reqs += c->msgs_sent[i][RAFT_MSG_VOTE_REQ];
+    for (int k = 0; k < 5; k++) { /* the leader's outbound connection to f flaps */
+        cl_peer_down(c, l, c->n[f].id);
+        cl_run(c, 400, NULL);
+    }
+    cl_run(c, 3000, NULL);
+    ck_assert(!any_node_noted(c, "answered no fetch"));
+    int after = 0;
+    for (int i = 0; i < 3; i++) after += c->msgs_sent[i][RAFT_MSG_VOTE_REQ];
+    ck_assert_int_eq(after, vote_reqs);
+    for (int i = 0; i < 3; i++) ck_assert_int_eq(c->n[i].max_epoch_seen, epoch);
+    cl_free(c);
+}
+END_TEST
+
 /* The voter's side of the rule, exactly at the boundary: a pre-vote is refused
  * while its own fetch to the leader is younger than fetch_stall_ms and granted
  * from then on, even before its own timers ran. */
@@ -1211,6 +1239,7 @@ static Suite *raft_suite(void)
     tcase_add_test(e, test_followers_of_a_paused_leader_do_not_time_out_together_and_split_the_vote);
     tcase_add_test(e, test_followers_of_a_paused_leader_elect_a_new_one_within_the_stall_time);
     tcase_add_test(e, test_a_leader_that_answers_within_the_long_poll_is_never_considered_stalled);
+    tcase_add_test(e, test_a_leader_losing_its_connection_to_a_follower_still_answers_that_followers_fetch);
     tcase_add_test(e, test_a_voter_whose_fetch_to_the_leader_is_overdue_grants_prevotes);
     tcase_add_test(e, test_fetch_stall_of_zero_waits_for_the_fetch_timeout);
     tcase_add_test(e, test_an_observer_of_a_paused_leader_finds_the_new_one_before_the_fetch_timeout);
