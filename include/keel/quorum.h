@@ -13,6 +13,7 @@
 #include "keel/raft.h"
 
 #define QUORUM_MAX_PENDING_INBOUND 512 /* Raft requests awaiting the core's answer */
+#define QUORUM_MAX_PENDING_PER_CONN 16 /* of those, from one inbound connection */
 #define QUORUM_PENDING_MAX_AGE_MS 30000 /* answers the core never gave are dropped after this */
 #define QUORUM_SHUTDOWN_WAIT_MS 3000    /* a resigning leader waits this long for a successor */
 #define QUORUM_LOG_DIR_NAME "__cluster_metadata-0" /* the metadata log's partition dir, as in KRaft */

@@ -412,17 +412,22 @@ static void on_peer_state(net_peer_t *p, bool connected, void *arg)
 
 /* ---- inbound requests ----------------------------------------------------- */
 
-static pending_in_t *alloc_pending(quorum_t *q, int64_t now)
+/* A free slot for a request from conn, or NULL when every slot is taken or
+ * conn already holds its share: a Raft peer has at most a fetch, a vote and
+ * an epoch message outstanding, so one connection cannot crowd out the rest. */
+static pending_in_t *alloc_pending(quorum_t *q, int64_t now, net_conn_id_t conn)
 {
     pending_in_t *free_slot = NULL;
+    int on_conn = 0;
     for (int i = 0; i < QUORUM_MAX_PENDING_INBOUND; i++) {
         pending_in_t *p = &q->pending[i];
         /* A request the core never answered (e.g. a long-poll replaced by a
          * newer fetch) is stale long after its sender gave up. */
         if (p->used && now - p->since_ms > QUORUM_PENDING_MAX_AGE_MS) p->used = false;
+        if (p->used && p->conn == conn) on_conn++;
         if (!p->used && !free_slot) free_slot = p;
     }
-    return free_slot;
+    return on_conn < QUORUM_MAX_PENDING_PER_CONN ? free_slot : NULL;
 }
 
 void quorum_on_request(quorum_t *q, net_conn_id_t conn, wire_msg_t *req)
@@ -453,10 +458,19 @@ void quorum_on_request(quorum_t *q, net_conn_id_t conn, wire_msg_t *req)
     }
     int64_t now = net_now_ms();
     pending_in_t *p = find_pending(q, req->body.raft.from, req->body.raft.rpc_id, req->api);
-    if (!p) p = alloc_pending(q, now);
     if (!p) {
-        KL_WARN(MOD, "%d Raft requests pending; refusing one from %s", QUORUM_MAX_PENDING_INBOUND,
-                net_conn_addr(q->opt.loop, conn));
+        /* A Raft sender keeps at most one request of each kind in flight, so
+         * a new one means it gave up on the older (e.g. a long-polled fetch
+         * that timed out): its slot would only wait out its age otherwise. */
+        for (int i = 0; i < QUORUM_MAX_PENDING_INBOUND; i++) {
+            pending_in_t *old = &q->pending[i];
+            if (old->used && old->from == req->body.raft.from && old->api == req->api) old->used = false;
+        }
+        p = alloc_pending(q, now, conn);
+    }
+    if (!p) {
+        KL_WARN(MOD, "Raft requests pending (limits: %d in all, %d a connection); refusing one from %s",
+                QUORUM_MAX_PENDING_INBOUND, QUORUM_MAX_PENDING_PER_CONN, net_conn_addr(q->opt.loop, conn));
         reply_error(q, conn, req, KL_EFULL, "too many pending Raft requests");
         wire_msg_free(req);
         return;
