@@ -23,9 +23,9 @@ LIBS_common  := common
 LIBS_raft    := raft common
 LIBS_metadata:= metadata common
 LIBS_replica := replica common
-LIBS_wire    := wire raft common
-LIBS_storage := storage wire raft common
-LIBS_net     := net wire raft common
+LIBS_wire    := wire metadata raft common
+LIBS_storage := storage wire metadata raft common
+LIBS_net     := net wire metadata raft common
 LIBS_node    := node raft common
 LIBS_all     := $(MODULES)
 

@@ -6,14 +6,16 @@
 #include <stdint.h>
 
 #include "keel/buf.h"
+#include "keel/meta.h"
 
-/* Record types (DESIGN.md §3); the data-plane records join this list. */
+/* Record types (DESIGN.md §3). The values are meta_record_type_t's, which
+ * wire_meta_decode_record() also returns for the data-plane records. */
 typedef enum wire_meta_record_type {
-    WIRE_META_NO_OP = 1 /* leader liveness */
+    WIRE_META_NO_OP = 1 /* leader liveness (META_REC_NO_OP) */
 } wire_meta_record_type_t;
 
 typedef struct wire_meta_record {
-    wire_meta_record_type_t type;
+    wire_meta_record_type_t type; /* holds any meta_record_type_t value */
 } wire_meta_record_t;
 
 /* The controller's metadata image as stored in a snapshot. */
@@ -30,6 +32,31 @@ typedef struct wire_meta_image {
  * fields. */
 int wire_meta_encode_noop(kl_buf_t *out);
 int wire_meta_decode_record(const uint8_t *p, size_t len, wire_meta_record_t *out);
+
+/* ---- full records (meta.h) ---------------------------------------------------- */
+
+/* The caller-owned home of a decoded record's arrays: the listeners or the
+ * configs it points to live here, so they stay valid as long as the store
+ * lives and is not passed to another decode. Fixed size (a record has at
+ * most META_MAX_LISTENERS or META_MAX_CONFIGS), so there is nothing to free. */
+typedef struct wire_meta_store {
+    union {
+        meta_listener_t listeners[META_MAX_LISTENERS];
+        meta_config_t configs[META_MAX_CONFIGS];
+    } u;
+    char why[META_MSG_LEN]; /* after a failed decode: the reason */
+} wire_meta_store_t;
+
+/* Appends rec as a MetadataRecord: 0, KL_EINVAL for a record that
+ * meta_record_validate() refuses, KL_ETOOBIG/KL_ENOMEM from the buffer. */
+int wire_meta_encode_record(const meta_record_t *rec, kl_buf_t *out);
+/* Decodes any record type strictly: 0 with *out filled (its arrays in
+ * store), or KL_EPROTO for bytes that do not unpack, an unknown or missing
+ * type, wrong-size uuids, over-long strings or arrays, or a record
+ * meta_record_validate() refuses; store->why then says why and *out is
+ * unspecified. Never allocates beyond protobuf-c's own, freed, unpacking. */
+int wire_meta_decode_record_full(const uint8_t *p, size_t len, meta_record_t *out, wire_meta_store_t *store);
+
 int wire_meta_encode_image(const wire_meta_image_t *img, kl_buf_t *out);
 int wire_meta_decode_image(const uint8_t *p, size_t len, wire_meta_image_t *out);
 

@@ -1,11 +1,448 @@
 /* test_wire_meta.c — metadata-log record values and controller snapshot images round trip; junk is refused. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keel/err.h"
+#include "keel/rng.h"
 #include "keel/wire_meta.h"
 #include "unit/kl_check.h"
+
+/* ---- sample records: every type, and the optional parts both ways ------------ */
+
+static const uint8_t UUID_A[KL_UUID_LEN] = {0xa1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+static const uint8_t UUID_B[KL_UUID_LEN] = {0xb2, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+static meta_listener_t sample_listeners[META_MAX_LISTENERS];
+static meta_config_t sample_configs[META_MAX_CONFIGS];
+
+#define N_SAMPLES 17
+
+/* Fills samples[0..N_SAMPLES) (the arrays they point to are the statics above). */
+static void make_samples(meta_record_t *r)
+{
+    memset(r, 0, N_SAMPLES * sizeof *r);
+    for (int i = 0; i < META_MAX_LISTENERS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "L%d_x-y", i);
+        ck_assert_int_eq(meta_listener_set(&sample_listeners[i], name, i ? "broker-1.example.com" : "10.0.0.1",
+                                           i ? 9092 + i : 65535), 0);
+    }
+    for (int i = 0; i < META_MAX_CONFIGS; i++) {
+        snprintf(sample_configs[i].key, sizeof sample_configs[i].key, "key.%d", i);
+        snprintf(sample_configs[i].value, sizeof sample_configs[i].value, i % 2 ? "%d" : "", i * 1000);
+    }
+    int k = 0;
+    r[k].type = META_REC_NO_OP;
+    k++;
+    r[k].type = META_REC_REGISTER_BROKER; /* in the log: epoch from offset, no rack, one listener */
+    r[k].u.reg = (meta_register_broker_t){.broker_id = 0, .broker_epoch = META_EPOCH_FROM_OFFSET,
+                                          .listeners = sample_listeners, .n_listeners = 1};
+    memcpy(r[k].u.reg.incarnation, UUID_A, KL_UUID_LEN);
+    k++;
+    r[k].type = META_REC_REGISTER_BROKER; /* in a snapshot: explicit epoch, rack, every listener */
+    r[k].u.reg = (meta_register_broker_t){.broker_id = INT32_MAX, .broker_epoch = INT64_MAX,
+                                          .listeners = sample_listeners, .n_listeners = META_MAX_LISTENERS};
+    memcpy(r[k].u.reg.incarnation, UUID_B, KL_UUID_LEN);
+    memset(r[k].u.reg.rack, 'r', META_MAX_RACK_LEN);
+    k++;
+    r[k].type = META_REC_FENCE_BROKER;
+    r[k++].u.broker = (meta_broker_ref_t){3, 0};
+    r[k].type = META_REC_UNFENCE_BROKER;
+    r[k++].u.broker = (meta_broker_ref_t){4, 1234567890123LL};
+    r[k].type = META_REC_SHUTDOWN_BROKER;
+    r[k++].u.broker = (meta_broker_ref_t){5, 77};
+    r[k].type = META_REC_TOPIC; /* no configs */
+    strcpy(r[k].u.topic.name, "a");
+    memcpy(r[k++].u.topic.uuid, UUID_A, KL_UUID_LEN);
+    r[k].type = META_REC_TOPIC; /* longest name, every config */
+    memset(r[k].u.topic.name, 'n', META_MAX_TOPIC_NAME_LEN);
+    memcpy(r[k].u.topic.uuid, UUID_B, KL_UUID_LEN);
+    r[k].u.topic.configs = sample_configs;
+    r[k++].u.topic.n_configs = META_MAX_CONFIGS;
+    r[k].type = META_REC_PARTITION; /* offline */
+    r[k].u.partition = (meta_partition_t){.partition = 0, .replicas = {2}, .n_replicas = 1, .isr = {2}, .n_isr = 1,
+                                          .leader = META_NO_LEADER};
+    memcpy(r[k++].u.partition.topic, UUID_A, KL_UUID_LEN);
+    r[k].type = META_REC_PARTITION; /* widest */
+    meta_partition_t *p = &r[k].u.partition;
+    memcpy(p->topic, UUID_B, KL_UUID_LEN);
+    p->partition = META_MAX_TOPIC_PARTITIONS - 1;
+    for (int i = 0; i < META_MAX_REPLICAS; i++) p->replicas[i] = p->isr[i] = 1000 + i;
+    p->n_replicas = p->n_isr = META_MAX_REPLICAS;
+    p->leader = 1005;
+    p->leader_epoch = INT32_MAX;
+    p->partition_epoch = 9;
+    k++;
+    r[k].type = META_REC_PARTITION_CHANGE; /* leader only: to offline */
+    r[k].u.change = (meta_partition_change_t){.partition = 1, .leader = META_NO_LEADER, .n_isr = -1, .n_replicas = -1};
+    memcpy(r[k++].u.change.topic, UUID_A, KL_UUID_LEN);
+    r[k].type = META_REC_PARTITION_CHANGE; /* isr only */
+    r[k].u.change = (meta_partition_change_t){.partition = 2, .leader = META_LEADER_UNCHANGED, .isr = {7, 8},
+                                              .n_isr = 2, .n_replicas = -1};
+    memcpy(r[k++].u.change.topic, UUID_A, KL_UUID_LEN);
+    r[k].type = META_REC_PARTITION_CHANGE; /* everything */
+    r[k].u.change = (meta_partition_change_t){.partition = 3, .leader = 0, .isr = {0}, .n_isr = 1,
+                                              .replicas = {9, 0, 1}, .n_replicas = 3};
+    memcpy(r[k++].u.change.topic, UUID_B, KL_UUID_LEN);
+    r[k].type = META_REC_REMOVE_TOPIC;
+    memcpy(r[k++].u.remove_topic, UUID_B, KL_UUID_LEN);
+    r[k].type = META_REC_CONFIG; /* cluster-wide set */
+    r[k].u.config = (meta_config_record_t){.resource = META_CONFIG_CLUSTER, .key = "retention.ms", .value = "-1"};
+    k++;
+    r[k].type = META_REC_CONFIG; /* topic delete */
+    r[k].u.config = (meta_config_record_t){.resource = META_CONFIG_TOPIC, .key = "min.insync.replicas", .remove = true};
+    memcpy(r[k++].u.config.topic, UUID_A, KL_UUID_LEN);
+    r[k].type = META_REC_PRODUCER_IDS;
+    r[k++].u.producer_ids = (meta_producer_ids_t){6, INT64_MAX - META_MAX_PRODUCER_ID_BLOCK, META_MAX_PRODUCER_ID_BLOCK};
+    ck_assert_int_eq(k, N_SAMPLES);
+    for (int i = 0; i < N_SAMPLES; i++) ck_assert_int_eq(meta_record_validate(&r[i], NULL, 0), 0);
+}
+
+static void assert_ids_eq(const int32_t *a, int na, const int32_t *b, int nb)
+{
+    ck_assert_int_eq(na, nb);
+    for (int i = 0; i < na; i++) ck_assert_int_eq(a[i], b[i]);
+}
+
+static void assert_records_eq(const meta_record_t *a, const meta_record_t *b)
+{
+    ck_assert_int_eq(a->type, b->type);
+    switch (a->type) {
+    case META_REC_NO_OP:
+        break;
+    case META_REC_REGISTER_BROKER:
+        ck_assert_int_eq(a->u.reg.broker_id, b->u.reg.broker_id);
+        ck_assert_int_eq(a->u.reg.broker_epoch, b->u.reg.broker_epoch);
+        ck_assert_mem_eq(a->u.reg.incarnation, b->u.reg.incarnation, KL_UUID_LEN);
+        ck_assert_str_eq(a->u.reg.rack, b->u.reg.rack);
+        ck_assert_int_eq(a->u.reg.n_listeners, b->u.reg.n_listeners);
+        for (int i = 0; i < a->u.reg.n_listeners; i++) {
+            ck_assert_str_eq(a->u.reg.listeners[i].name, b->u.reg.listeners[i].name);
+            ck_assert_str_eq(a->u.reg.listeners[i].host, b->u.reg.listeners[i].host);
+            ck_assert_int_eq(a->u.reg.listeners[i].port, b->u.reg.listeners[i].port);
+        }
+        break;
+    case META_REC_FENCE_BROKER:
+    case META_REC_UNFENCE_BROKER:
+    case META_REC_SHUTDOWN_BROKER:
+        ck_assert_int_eq(a->u.broker.broker_id, b->u.broker.broker_id);
+        ck_assert_int_eq(a->u.broker.broker_epoch, b->u.broker.broker_epoch);
+        break;
+    case META_REC_TOPIC:
+        ck_assert_str_eq(a->u.topic.name, b->u.topic.name);
+        ck_assert_mem_eq(a->u.topic.uuid, b->u.topic.uuid, KL_UUID_LEN);
+        ck_assert_int_eq(a->u.topic.n_configs, b->u.topic.n_configs);
+        for (int i = 0; i < a->u.topic.n_configs; i++) {
+            ck_assert_str_eq(a->u.topic.configs[i].key, b->u.topic.configs[i].key);
+            ck_assert_str_eq(a->u.topic.configs[i].value, b->u.topic.configs[i].value);
+        }
+        break;
+    case META_REC_PARTITION: {
+        const meta_partition_t *x = &a->u.partition, *y = &b->u.partition;
+        ck_assert_mem_eq(x->topic, y->topic, KL_UUID_LEN);
+        ck_assert_int_eq(x->partition, y->partition);
+        assert_ids_eq(x->replicas, x->n_replicas, y->replicas, y->n_replicas);
+        assert_ids_eq(x->isr, x->n_isr, y->isr, y->n_isr);
+        ck_assert_int_eq(x->leader, y->leader);
+        ck_assert_int_eq(x->leader_epoch, y->leader_epoch);
+        ck_assert_int_eq(x->partition_epoch, y->partition_epoch);
+        break;
+    }
+    case META_REC_PARTITION_CHANGE: {
+        const meta_partition_change_t *x = &a->u.change, *y = &b->u.change;
+        ck_assert_mem_eq(x->topic, y->topic, KL_UUID_LEN);
+        ck_assert_int_eq(x->partition, y->partition);
+        ck_assert_int_eq(x->leader, y->leader);
+        assert_ids_eq(x->isr, x->n_isr, y->isr, y->n_isr);
+        assert_ids_eq(x->replicas, x->n_replicas, y->replicas, y->n_replicas);
+        break;
+    }
+    case META_REC_REMOVE_TOPIC:
+        ck_assert_mem_eq(a->u.remove_topic, b->u.remove_topic, KL_UUID_LEN);
+        break;
+    case META_REC_CONFIG:
+        ck_assert_int_eq(a->u.config.resource, b->u.config.resource);
+        ck_assert_mem_eq(a->u.config.topic, b->u.config.topic, KL_UUID_LEN);
+        ck_assert_str_eq(a->u.config.key, b->u.config.key);
+        ck_assert_int_eq(a->u.config.remove, b->u.config.remove);
+        if (!a->u.config.remove) ck_assert_str_eq(a->u.config.value, b->u.config.value);
+        break;
+    case META_REC_PRODUCER_IDS:
+        ck_assert_int_eq(a->u.producer_ids.broker_id, b->u.producer_ids.broker_id);
+        ck_assert_int_eq(a->u.producer_ids.first_id, b->u.producer_ids.first_id);
+        ck_assert_int_eq(a->u.producer_ids.size, b->u.producer_ids.size);
+        break;
+    }
+}
+
+/* Hand-forged protobuf: a length-delimited field. */
+static void put_ld(kl_buf_t *b, unsigned field, const void *p, size_t n)
+{
+    ck_assert_int_eq(kl_buf_append_uvarint(b, field << 3 | 2), 0);
+    ck_assert_int_eq(kl_buf_append_uvarint(b, n), 0);
+    ck_assert_int_eq(kl_buf_append(b, p, n), 0);
+}
+
+/* A MetadataRecord holding record field `type` with body inner. */
+static int decode_forged(unsigned type, const kl_buf_t *inner, meta_record_t *out, wire_meta_store_t *st)
+{
+    kl_buf_t b;
+    kl_buf_init(&b, 0);
+    put_ld(&b, type, inner->data, inner->len);
+    int rc = wire_meta_decode_record_full(b.data, b.len, out, st);
+    kl_buf_free(&b);
+    return rc;
+}
+
+START_TEST(every_record_type_round_trips_field_by_field)
+{
+    meta_record_t samples[N_SAMPLES];
+    make_samples(samples);
+    bool seen[META_REC_TYPE_MAX + 1] = {false};
+    for (int i = 0; i < N_SAMPLES; i++) {
+        kl_buf_t b;
+        kl_buf_init(&b, 0);
+        ck_assert_int_eq(wire_meta_encode_record(&samples[i], &b), 0);
+        wire_meta_store_t st;
+        meta_record_t out;
+        memset(&out, 0x5a, sizeof out);
+        ck_assert_msg(wire_meta_decode_record_full(b.data, b.len, &out, &st) == 0, "sample %d: %s", i, st.why);
+        assert_records_eq(&samples[i], &out);
+        seen[samples[i].type] = true;
+        wire_meta_record_t brief;
+        ck_assert_int_eq(wire_meta_decode_record(b.data, b.len, &brief), 0); /* the short form names the type */
+        ck_assert_int_eq((int)brief.type, (int)samples[i].type);
+        kl_buf_free(&b);
+    }
+    for (int t = META_REC_NO_OP; t <= META_REC_TYPE_MAX; t++) ck_assert_msg(seen[t], "type %d not covered", t);
+}
+END_TEST
+
+START_TEST(noop_from_the_old_encoder_decodes_as_a_full_record)
+{
+    kl_buf_t b;
+    kl_buf_init(&b, 0);
+    ck_assert_int_eq(wire_meta_encode_noop(&b), 0);
+    static const uint8_t on_disk[] = {0x0a, 0x00}; /* what running clusters hold */
+    ck_assert_uint_eq(b.len, sizeof on_disk);
+    ck_assert_mem_eq(b.data, on_disk, sizeof on_disk);
+    meta_record_t out;
+    wire_meta_store_t st;
+    ck_assert_int_eq(wire_meta_decode_record_full(on_disk, sizeof on_disk, &out, &st), 0);
+    ck_assert_int_eq(out.type, META_REC_NO_OP);
+    meta_record_t noop = {.type = META_REC_NO_OP};
+    kl_buf_reset(&b);
+    ck_assert_int_eq(wire_meta_encode_record(&noop, &b), 0); /* and the new encoder writes the same bytes */
+    ck_assert_mem_eq(b.data, on_disk, sizeof on_disk);
+    kl_buf_free(&b);
+}
+END_TEST
+
+START_TEST(encoder_refuses_what_validate_refuses)
+{
+    meta_record_t samples[N_SAMPLES];
+    make_samples(samples);
+    meta_record_t bad[5];
+    bad[0] = samples[1];
+    bad[0].u.reg.n_listeners = META_MAX_LISTENERS + 1;
+    bad[1] = samples[7];
+    bad[1].u.topic.n_configs = META_MAX_CONFIGS + 1;
+    bad[2] = samples[9];
+    bad[2].u.partition.n_replicas = META_MAX_REPLICAS + 1;
+    bad[3] = samples[10];
+    bad[3].u.change.n_isr = 0;
+    bad[4] = (meta_record_t){.type = (meta_record_type_t)(META_REC_TYPE_MAX + 1)};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        kl_buf_t b;
+        kl_buf_init(&b, 0);
+        ck_assert_int_eq(wire_meta_encode_record(&bad[i], &b), KL_EINVAL);
+        ck_assert_uint_eq(b.len, 0);
+        kl_buf_free(&b);
+    }
+}
+END_TEST
+
+/* A prefix may happen to be a whole valid record (fields are optional), but
+ * every decode either fails cleanly or yields a record that validates. */
+static void assert_decodes_safely(const uint8_t *p, size_t len)
+{
+    meta_record_t out;
+    wire_meta_store_t st;
+    int rc = wire_meta_decode_record_full(p, len, &out, &st);
+    ck_assert_msg(rc == 0 || rc == KL_EPROTO, "rc %d", rc);
+    if (rc == 0) {
+        ck_assert_int_eq(meta_record_validate(&out, NULL, 0), 0);
+        kl_buf_t b;
+        kl_buf_init(&b, 0);
+        ck_assert_int_eq(wire_meta_encode_record(&out, &b), 0);
+        kl_buf_free(&b);
+    } else {
+        ck_assert_str_ne(st.why, "");
+    }
+}
+
+START_TEST(every_truncation_fails_cleanly_or_yields_a_valid_record)
+{
+    meta_record_t samples[N_SAMPLES];
+    make_samples(samples);
+    int refused = 0, cuts = 0;
+    for (int i = 0; i < N_SAMPLES; i++) {
+        kl_buf_t b;
+        kl_buf_init(&b, 0);
+        ck_assert_int_eq(wire_meta_encode_record(&samples[i], &b), 0);
+        for (size_t cut = 0; cut < b.len; cut++, cuts++) {
+            /* a heap copy of exactly cut bytes, so ASan sees any over-read */
+            uint8_t *p = malloc(cut ? cut : 1);
+            ck_assert_ptr_nonnull(p);
+            memcpy(p, b.data, cut);
+            meta_record_t out;
+            wire_meta_store_t st;
+            if (wire_meta_decode_record_full(p, cut, &out, &st) != 0) refused++;
+            assert_decodes_safely(p, cut);
+            free(p);
+        }
+        kl_buf_free(&b);
+    }
+    /* the outer length prefix covers the whole body, so every cut is refused */
+    ck_assert_int_eq(refused, cuts);
+}
+END_TEST
+
+START_TEST(seeded_random_mutations_never_crash_or_leak)
+{
+    meta_record_t samples[N_SAMPLES];
+    make_samples(samples);
+    kl_rng_t rng;
+    kl_rng_seed(&rng, 20261121);
+    for (int round = 0; round < 5000; round++) {
+        kl_buf_t b;
+        kl_buf_init(&b, 0);
+        ck_assert_int_eq(wire_meta_encode_record(&samples[round % N_SAMPLES], &b), 0);
+        int edits = (int)kl_rng_range(&rng, 1, 4);
+        for (int e = 0; e < edits; e++) {
+            size_t at = (size_t)kl_rng_range(&rng, 0, (int64_t)b.len);
+            switch (kl_rng_range(&rng, 0, 3)) {
+            case 0: b.data[at] ^= (uint8_t)(1u << kl_rng_range(&rng, 0, 8)); break;
+            case 1: b.data[at] = (uint8_t)kl_rng_next(&rng); break;
+            default: b.len = at; break; /* truncate */
+            }
+        }
+        uint8_t *p = malloc(b.len ? b.len : 1);
+        ck_assert_ptr_nonnull(p);
+        memcpy(p, b.data, b.len);
+        assert_decodes_safely(p, b.len);
+        free(p);
+        kl_buf_free(&b);
+    }
+}
+END_TEST
+
+START_TEST(oversized_arrays_and_strings_are_refused)
+{
+    meta_record_t out;
+    wire_meta_store_t st;
+    kl_buf_t inner, sub;
+    kl_buf_init(&inner, 0);
+    kl_buf_init(&sub, 0);
+
+    /* partition with META_MAX_REPLICAS + 1 replicas (packed field 3) */
+    uint8_t ids[META_MAX_REPLICAS + 1];
+    for (int i = 0; i <= META_MAX_REPLICAS; i++) ids[i] = (uint8_t)i;
+    put_ld(&inner, 1, UUID_A, KL_UUID_LEN);
+    put_ld(&inner, 3, ids, sizeof ids);
+    put_ld(&inner, 4, ids, 1);
+    ck_assert_int_eq(decode_forged(META_REC_PARTITION, &inner, &out, &st), KL_EPROTO);
+    ck_assert_ptr_nonnull(strstr(st.why, "replicas"));
+
+    /* registration with META_MAX_LISTENERS + 1 listeners */
+    kl_buf_reset(&inner);
+    put_ld(&inner, 3, UUID_A, KL_UUID_LEN);
+    put_ld(&sub, 1, "PLAIN", 5);
+    put_ld(&sub, 2, "h", 1);
+    for (int i = 0; i <= META_MAX_LISTENERS; i++) put_ld(&inner, 4, sub.data, sub.len);
+    ck_assert_int_eq(decode_forged(META_REC_REGISTER_BROKER, &inner, &out, &st), KL_EPROTO);
+    ck_assert_ptr_nonnull(strstr(st.why, "listeners"));
+
+    /* topic with META_MAX_CONFIGS + 1 configs */
+    kl_buf_reset(&inner);
+    put_ld(&inner, 1, "t", 1);
+    put_ld(&inner, 2, UUID_A, KL_UUID_LEN);
+    kl_buf_reset(&sub);
+    put_ld(&sub, 1, "k", 1);
+    for (int i = 0; i <= META_MAX_CONFIGS; i++) put_ld(&inner, 3, sub.data, sub.len);
+    ck_assert_int_eq(decode_forged(META_REC_TOPIC, &inner, &out, &st), KL_EPROTO);
+    ck_assert_ptr_nonnull(strstr(st.why, "configs"));
+
+    /* topic name one past the limit */
+    char name[META_MAX_TOPIC_NAME_LEN + 1];
+    memset(name, 'n', sizeof name);
+    kl_buf_reset(&inner);
+    put_ld(&inner, 1, name, sizeof name);
+    put_ld(&inner, 2, UUID_A, KL_UUID_LEN);
+    ck_assert_int_eq(decode_forged(META_REC_TOPIC, &inner, &out, &st), KL_EPROTO);
+    ck_assert_ptr_nonnull(strstr(st.why, "topic name"));
+
+    kl_buf_free(&sub);
+    kl_buf_free(&inner);
+}
+END_TEST
+
+START_TEST(malformed_fields_are_refused_with_a_reason)
+{
+    meta_record_t out;
+    wire_meta_store_t st;
+    kl_buf_t inner;
+    kl_buf_init(&inner, 0);
+
+    put_ld(&inner, 1, UUID_A, KL_UUID_LEN - 1); /* a 15-byte uuid */
+    ck_assert_int_eq(decode_forged(META_REC_REMOVE_TOPIC, &inner, &out, &st), KL_EPROTO);
+    ck_assert_ptr_nonnull(strstr(st.why, "15 bytes"));
+
+    kl_buf_reset(&inner); /* "unchanged" (-2) written out as a leader, beside a valid isr */
+    put_ld(&inner, 1, UUID_A, KL_UUID_LEN);
+    static const uint8_t isr_1[] = {0x0a, 0x01, 0x01};
+    put_ld(&inner, 4, isr_1, sizeof isr_1);
+    ck_assert_int_eq(decode_forged(META_REC_PARTITION_CHANGE, &inner, &out, &st), 0);
+    ck_assert_int_eq(out.u.change.leader, META_LEADER_UNCHANGED);
+    static const uint8_t leader_m2[] = {0x18, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    ck_assert_int_eq(kl_buf_append(&inner, leader_m2, sizeof leader_m2), 0);
+    ck_assert_int_eq(decode_forged(META_REC_PARTITION_CHANGE, &inner, &out, &st), KL_EPROTO);
+    ck_assert_ptr_nonnull(strstr(st.why, "leader -2"));
+
+    kl_buf_reset(&inner); /* a change that changes nothing fails validation */
+    put_ld(&inner, 1, UUID_A, KL_UUID_LEN);
+    ck_assert_int_eq(decode_forged(META_REC_PARTITION_CHANGE, &inner, &out, &st), KL_EPROTO);
+    ck_assert_ptr_nonnull(strstr(st.why, "PARTITION_CHANGE"));
+
+    kl_buf_reset(&inner); /* a field from a newer writer */
+    static const uint8_t fence_plus[] = {0x08, 0x01, 0x10, 0x02, 0xf8, 0x01, 0x01}; /* + field 31 */
+    ck_assert_int_eq(kl_buf_append(&inner, fence_plus, sizeof fence_plus), 0);
+    ck_assert_int_eq(decode_forged(META_REC_FENCE_BROKER, &inner, &out, &st), KL_EPROTO);
+    ck_assert_ptr_nonnull(strstr(st.why, "field 31"));
+    ck_assert_int_eq(decode_forged(META_REC_FENCE_BROKER, &(kl_buf_t){.data = inner.data, .len = 4}, &out, &st), 0);
+    ck_assert_int_eq(out.u.broker.broker_epoch, 2);
+
+    kl_buf_reset(&inner); /* config without a resource, and a port past 16 bits */
+    put_ld(&inner, 3, "k", 1);
+    ck_assert_int_eq(decode_forged(META_REC_CONFIG, &inner, &out, &st), KL_EPROTO);
+    kl_buf_t sub;
+    kl_buf_init(&sub, 0);
+    put_ld(&sub, 1, "P", 1);
+    put_ld(&sub, 2, "h", 1);
+    static const uint8_t port_70000[] = {0x18, 0xf0, 0xa2, 0x04};
+    ck_assert_int_eq(kl_buf_append(&sub, port_70000, sizeof port_70000), 0);
+    kl_buf_reset(&inner);
+    put_ld(&inner, 3, UUID_A, KL_UUID_LEN);
+    put_ld(&inner, 4, sub.data, sub.len);
+    ck_assert_int_eq(decode_forged(META_REC_REGISTER_BROKER, &inner, &out, &st), KL_EPROTO);
+    ck_assert_ptr_nonnull(strstr(st.why, "port 70000"));
+
+    kl_buf_free(&sub);
+    kl_buf_free(&inner);
+}
+END_TEST
 
 START_TEST(noop_record_round_trips)
 {
@@ -79,6 +516,16 @@ static Suite *wire_meta_suite(void)
     TCase *t = tcase_create("records");
     tcase_add_test(t, noop_record_round_trips);
     tcase_add_test(t, record_junk_missing_or_unknown_type_is_refused);
+    tcase_add_test(t, every_record_type_round_trips_field_by_field);
+    tcase_add_test(t, noop_from_the_old_encoder_decodes_as_a_full_record);
+    tcase_add_test(t, encoder_refuses_what_validate_refuses);
+    tcase_add_test(t, oversized_arrays_and_strings_are_refused);
+    tcase_add_test(t, malformed_fields_are_refused_with_a_reason);
+    suite_add_tcase(s, t);
+    t = tcase_create("robustness");
+    tcase_set_timeout(t, 60);
+    tcase_add_test(t, every_truncation_fails_cleanly_or_yields_a_valid_record);
+    tcase_add_test(t, seeded_random_mutations_never_crash_or_leak);
     suite_add_tcase(s, t);
     t = tcase_create("image");
     tcase_add_test(t, image_round_trips_including_negative_none_values);
