@@ -7,6 +7,7 @@
 
 #include "keel/buf.h"
 #include "keel/meta.h"
+#include "keel/raft.h"
 
 /* Record types (DESIGN.md §3). The values are meta_record_type_t's, which
  * wire_meta_decode_record() also returns for the data-plane records. */
@@ -59,5 +60,23 @@ int wire_meta_decode_record_full(const uint8_t *p, size_t len, meta_record_t *ou
 
 int wire_meta_encode_image(const wire_meta_image_t *img, kl_buf_t *out);
 int wire_meta_decode_image(const uint8_t *p, size_t len, wire_meta_image_t *out);
+
+/* ---- the metadata image over the log (shared by controllers and brokers) ---- */
+
+/* Folds one committed metadata-log entry into img: control entries and
+ * NO_OP records change nothing; anything else is decoded and applied with
+ * meta_image_apply(img, rec, e->offset). KL_ECORRUPT (undecodable) or the
+ * apply error, with the reason in why: a committed entry that does not
+ * apply means a newer writer or a bug, and the caller stops rather than
+ * fork its image from the others'. */
+int wire_meta_apply_entry(meta_image_t *img, const raft_entry_t *e, char *why, size_t why_len);
+
+/* Snapshot payload (DESIGN.md §2 snapshots of the image): a magic, a version
+ * and then meta_image_to_records(img) as length-prefixed encoded records.
+ * decode builds a fresh image (*out, meta_image_free) by applying them in
+ * order; KL_ECORRUPT with why for anything malformed, truncated or that does
+ * not apply, with *out NULL. */
+int wire_meta_encode_snapshot(const meta_image_t *img, kl_buf_t *out);
+int wire_meta_decode_snapshot(const uint8_t *p, size_t len, meta_image_t **out, char *why, size_t why_len);
 
 #endif

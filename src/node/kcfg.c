@@ -12,7 +12,7 @@
 #define I64MAX INT64_MAX
 
 static const kl_config_key_t schema[] = {
-    {"process.roles", KL_CFG_LIST, NULL, true, 0, 0, "controller (broker comes with the data plane)"},
+    {"process.roles", KL_CFG_LIST, NULL, true, 0, 0, "controller or broker (one role per process)"},
     {"node.id", KL_CFG_INT, NULL, true, 0, 2147483647, "this node's id"},
     {"controller.quorum.voters", KL_CFG_LIST, NULL, true, 0, 0, "id@host:port,... static voter set"},
     {"listeners", KL_CFG_LIST, NULL, true, 0, 0, "PLAINTEXT://host:port or SSL://host:port"},
@@ -35,6 +35,31 @@ static const kl_config_key_t schema[] = {
     {"ssl.ca.location", KL_CFG_STRING, NULL, false, 0, 0, "PEM CA bundle used to verify peers"},
     {"ssl.client.auth", KL_CFG_STRING, "none", false, 0, 0, "required|none: require client certificates on SSL listeners"},
     {"log.level", KL_CFG_STRING, "info", false, 0, 0, "debug|info|warn|error"},
+    /* brokers and the controller's view of them (DESIGN.md §3) */
+    {"broker.rack", KL_CFG_STRING, NULL, false, 0, 0, "rack of this broker, for rack-aware replica assignment"},
+    {"broker.heartbeat.interval.ms", KL_CFG_INT, "2000", false, 10, 600000, "broker heartbeats to the active controller this often"},
+    {"broker.session.timeout.ms", KL_CFG_INT, "9000", false, 100, 3600000, "controller fences a broker silent this long"},
+    {"broker.session.disconnect.grace.ms", KL_CFG_INT, "250", false, 0, 3600000, "controller fences a broker whose connection broke and was not re-made this soon (Keel)"},
+    {"controlled.shutdown.timeout.ms", KL_CFG_INT, "30000", false, 0, 3600000, "a stopping broker waits this long for its leaderships to move"},
+    {"num.partitions", KL_CFG_INT, "1", false, 1, 10000, "partitions of a topic created without a count"},
+    {"default.replication.factor", KL_CFG_INT, "1", false, 1, 16, "replication factor of a topic created without one"},
+    {"min.insync.replicas", KL_CFG_INT, "1", false, 1, 16, "acks=all needs an ISR at least this big (topic config overrides)"},
+    {"unclean.leader.election.enable", KL_CFG_BOOL, "false", false, 0, 0, "elect an out-of-sync replica when no ISR member is live (may lose data)"},
+    {"auto.leader.rebalance.enable", KL_CFG_BOOL, "true", false, 0, 0, "move leadership back to preferred replicas periodically"},
+    {"leader.imbalance.check.interval.seconds", KL_CFG_INT, "300", false, 1, 86400, "how often the controller checks leader balance"},
+    {"leader.imbalance.per.broker.percentage", KL_CFG_INT, "10", false, 0, 100, "imbalance that triggers a preferred election"},
+    /* partitions (DESIGN.md §4, §5) */
+    {"replica.lag.time.max.ms", KL_CFG_INT, "30000", false, 10, 604800000, "a follower not caught up this long leaves the ISR"},
+    {"replica.fetch.wait.max.ms", KL_CFG_INT, "500", false, 0, 60000, "follower fetch long poll"},
+    {"replica.fetch.max.bytes", KL_CFG_INT, "1048576", false, 1024, 1073741824, "bytes a follower asks for per fetch"},
+    {"replica.fetch.min.bytes", KL_CFG_INT, "1", false, 1, 1073741824, "follower fetch answers once this much is readable"},
+    {"message.max.bytes", KL_CFG_INT, "1048588", false, 128, 16777216, "largest record batch a producer may send"},
+    {"log.segment.bytes", KL_CFG_INT, "1073741824", false, 512, 1073741824, "partition log segment size"},
+    {"log.index.interval.bytes", KL_CFG_INT, "4096", false, 1, 1073741824, "bytes between sparse index entries"},
+    {"log.retention.ms", KL_CFG_INT, "604800000", false, -1, I64MAX, "delete segments older than this (-1 never)"},
+    {"log.retention.bytes", KL_CFG_INT, "-1", false, -1, I64MAX, "delete oldest segments while a partition is bigger (-1 never)"},
+    {"log.flush.interval.messages", KL_CFG_INT, "-1", false, -1, I64MAX, "fsync a partition after this many records (-1: rely on replication)"},
+    {"log.flush.interval.ms", KL_CFG_INT, "-1", false, -1, I64MAX, "fsync a partition when unsynced data is this old (-1: rely on replication)"},
     {NULL, 0, NULL, false, 0, 0, NULL},
 };
 
@@ -206,12 +231,17 @@ int kcfg_load(const char *path, const char *const *overrides, int n_overrides,
     const char *item;
     size_t len;
     for (const char *s = roles; (s = next_item(s, &item, &len)) != NULL;) {
-        if (!(len == 10 && strncmp(item, "controller", 10) == 0)) {
-            snprintf(err, errlen, "%s: process.roles: unknown or unsupported role '%.*s' (supported: controller)",
-                     path, (int)len, item);
+        if (!(len == 10 && strncmp(item, "controller", 10) == 0) && !(len == 6 && strncmp(item, "broker", 6) == 0)) {
+            snprintf(err, errlen, "%s: process.roles: unknown role '%.*s' (want controller or broker)", path,
+                     (int)len, item);
             rc = KL_ECONFIG;
             goto fail;
         }
+    }
+    if (has_role(roles, "controller") && has_role(roles, "broker")) {
+        snprintf(err, errlen, "%s: process.roles: run controller and broker as separate processes", path);
+        rc = KL_ECONFIG;
+        goto fail;
     }
     kcfg_voter_t voters[RAFT_MAX_VOTERS];
     int nv;
@@ -223,6 +253,12 @@ int kcfg_load(const char *path, const char *const *overrides, int n_overrides,
     int64_t id = kl_config_int(c, "node.id");
     bool in_voters = false;
     for (int i = 0; i < nv; i++) in_voters |= voters[i].id == id;
+    if (has_role(roles, "broker") && in_voters) {
+        snprintf(err, errlen, "%s: node.id %lld is a broker but also in controller.quorum.voters", path,
+                 (long long)id);
+        rc = KL_ECONFIG;
+        goto fail;
+    }
     if (has_role(roles, "controller") && !in_voters) {
         snprintf(err, errlen, "%s: node.id %lld is a controller but not in controller.quorum.voters",
                  path, (long long)id);
