@@ -18,15 +18,18 @@ LDLIBS  := $(PKG_LIBS) -lm -lpthread
 
 # Library modules, bottom layer last (link order). Each src/<mod>/ becomes
 # $(BUILD)/lib/libkl_<mod>.a; LIBS_<mod> lists what a test of <mod> links.
-MODULES := node client controller broker net storage wire metadata replica raft common
+MODULES := node client controller broker quorum net storage wire metadata replica raft common
 LIBS_common  := common
 LIBS_raft    := raft common
 LIBS_metadata:= metadata common
 LIBS_replica := replica common
 LIBS_wire    := wire metadata raft common
-LIBS_storage := storage wire metadata raft common
+LIBS_storage := storage wire metadata replica raft common
 LIBS_net     := net wire metadata raft common
 LIBS_node    := node raft common
+LIBS_client  := client net wire metadata raft common
+LIBS_broker  := broker quorum node net storage wire metadata replica raft common
+LIBS_controller := controller quorum node net storage wire metadata raft common
 LIBS_all     := $(MODULES)
 
 PROTOS   := $(wildcard proto/*.proto)
