@@ -47,6 +47,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 SIM_SRCS  := $(wildcard tests/sim/*.c)
 SIM_BIN   := $(BUILD)/tests/sim
 SIM_SEEDS ?= 2000
+DP_SEEDS  ?= 300
 
 .PHONY: all deps run test unit sim integration check-pure clean help
 .DELETE_ON_ERROR:
@@ -112,7 +113,7 @@ $(BUILD)/tests/unit/%: $(BUILD)/san/tests/unit/%.o $$(call slib_of,$$(LIBS_$$(ca
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
-$(SIM_BIN): $(patsubst tests/%.c,$(BUILD)/san/tests/%.o,$(SIM_SRCS)) $(call slib_of,raft common)
+$(SIM_BIN): $(patsubst tests/%.c,$(BUILD)/san/tests/%.o,$(SIM_SRCS)) $(call slib_of,metadata replica raft common)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
@@ -121,6 +122,7 @@ unit: $(UNIT_BINS)
 
 sim: $(SIM_BIN)
 	$(SIM_BIN) --seeds $(SIM_SEEDS)
+	$(SIM_BIN) --dp --seeds $(DP_SEEDS)
 
 integration: all
 	@BUILD=$(BUILD) bash tests/integration/run.sh
