@@ -143,9 +143,10 @@ check-pure: $(foreach d,$(PURE_DIRS),$(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildc
 	done
 	@echo "check-pure: ok ($(PURE_DIRS))"
 
-# Brokers arrive with the data plane; until then the local cluster is the quorum.
+# A local cluster (3 controllers, 3 brokers), a demo topic with a few records, and a how-to.
 run: deps all
-	bash tools/cluster up --controllers 3 --brokers 0
+	bash tools/cluster up --controllers 3 --brokers 3
+	@bash tools/cluster demo
 	@bash tools/cluster tour
 
 test: deps all

@@ -42,7 +42,7 @@ trap 'T_ERR="line $LINENO: $BASH_COMMAND"' ERR
 
 t_show_logs() {
   local f
-  for f in "$CL_DIR"/c*/keeld.log; do
+  for f in "$CL_DIR"/[cb]*/keeld.log; do
     [[ -f $f ]] || continue
     echo "--- tail of $f"
     tail -n 15 "$f"
