@@ -110,3 +110,44 @@ t_one_leader_row() {
   t_repl || return 1
   [[ $(t_eval "$T_REPL" "sum(r['status'] == 'Leader' for r in d['replication'])") == 1 ]]
 }
+
+# ---- data plane -----------------------------------------------------------------
+
+# keelctl against this test's brokers.
+t_sctl() { cl_sctl "$@"; }
+
+# Log dirs of every broker (for keelctl check-replicas).
+t_broker_dirs() { local n out=""; for n in $(cl_brokers); do out+=${out:+,}$CL_DIR/$n/data; done; echo "$out"; }
+
+# JSON of `topics describe --topic T --json` into T_TOPIC.
+t_topic() { T_TOPIC=$(t_sctl --timeout-ms 2000 topics describe --topic "$1" --json 2>/dev/null); }
+
+# Partition P of topic T has a leader other than EXCLUDE (-1: any) and an ISR of at least N.
+t_partition_ok() { # TOPIC P EXCLUDE MIN_ISR
+  t_topic "$1" || return 1
+  [[ $(t_eval "$T_TOPIC" "[p for p in d[0]['partitions'] if p['partition'] == $2 and p['leader'] >= 0 and p['leader'] != $3 and len(p['isr']) >= $4] != []") == True ]]
+}
+# Every partition of TOPIC has a leader and an ISR of N.
+t_all_isr() { # TOPIC N
+  t_topic "$1" || return 1
+  [[ $(t_eval "$T_TOPIC" "all(p['leader'] >= 0 and len(p['isr']) == $2 for p in d[0]['partitions'])") == True ]]
+}
+# Leader id of TOPIC's partition P.
+t_leader_of() { t_topic "$1" && t_eval "$T_TOPIC" "[p['leader'] for p in d[0]['partitions'] if p['partition'] == $2][0]"; }
+
+# Writes N unique lines "PREFIX-i" to stdout.
+t_values() { seq -f "$2-%.0f" 1 "$1"; }
+
+# t_verify PRODUCED CONSUMED: every acknowledged record read back exactly once, in order.
+t_verify() {
+  local out
+  out=$(python3 "$T_ROOT/tests/integration/verify_acked.py" "$1" "$2") || t_fail "acknowledged records: $out"
+  t_log "$out"
+}
+
+# No offset holds two different records on two replicas.
+t_replicas_agree() {
+  local out
+  out=$("$KEELCTL" check-replicas --log-dirs "$(t_broker_dirs)" "$@" 2>&1) || t_fail "replicas differ: $out"
+  t_log "replicas agree: $(tail -n 1 <<<"$out")"
+}
