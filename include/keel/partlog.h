@@ -92,6 +92,7 @@ int partlog_scan_headers(partlog_t *pl, int (*fn)(void *arg, const replica_batch
 int64_t partlog_start_offset(const partlog_t *pl);
 int64_t partlog_end_offset(const partlog_t *pl);
 int64_t partlog_size_bytes(const partlog_t *pl);
+int64_t partlog_sync_count(const partlog_t *pl); /* fsyncs of appended data so far (partlog_sync and flush policy) */
 const char *partlog_dir(const partlog_t *pl); /* for logs */
 
 #endif

@@ -7,6 +7,8 @@
 
 #include "keel/buf.h"
 
+struct recbatch_header; /* keel/recbatch.h */
+
 /* Files in the log directory:
  *   <base offset, 20 digits>.log    batches, offsets contiguous from the base
  *   <base offset, 20 digits>.index  (relative offset u32 BE, position u32 BE)
@@ -72,6 +74,29 @@ int seglog_delete_before(seglog_t *sl, int64_t offset);
 /* Drops everything and starts empty at start (e.g. after installing a
  * snapshot). Durable on return. */
 int seglog_reset(seglog_t *sl, int64_t start);
+
+/* ---- segment listing and header scans (retention, producer-state replay) ---- */
+
+#define SEGLOG_NO_TIMESTAMP (-1) /* Kafka's RecordBatch.NO_TIMESTAMP */
+
+typedef struct seglog_segment_info {
+    int64_t base;  /* first offset */
+    int64_t end;   /* offset after it: the next segment's base, or the end offset */
+    uint64_t size; /* bytes in its .log file */
+} seglog_segment_info_t;
+
+/* Segment i in [0, seglog_segment_count()), oldest first. */
+void seglog_segment_info(const seglog_t *sl, int i, seglog_segment_info_t *out);
+/* The newest batch maxTimestamp in segment i (SEGLOG_NO_TIMESTAMP when it
+ * holds none) and its .log file's mtime (unix ms). The timestamp is known
+ * for the active segment and read from the batch headers the first time it
+ * is asked of another one (then kept: a sealed segment never changes). */
+int seglog_segment_times(seglog_t *sl, int i, int64_t *max_timestamp, int64_t *mtime_ms);
+/* Calls fn with the header of every batch in [start, end), in offset order,
+ * reading headers only. fn must not call into sl. Stops at fn's first nonzero
+ * return, which is returned; KL_ECORRUPT for a bad header or an offset gap. */
+int seglog_scan_headers(seglog_t *sl, int (*fn)(void *arg, const struct recbatch_header *h),
+                        void *arg);
 
 int64_t seglog_start_offset(const seglog_t *sl); /* base of the first segment */
 int64_t seglog_end_offset(const seglog_t *sl); /* offset the next append must have */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "keel/err.h"
 #include "keel/fsutil.h"
@@ -17,6 +18,7 @@
 #define SEGLOG_SCAN_CHUNK (1024u * 1024u) /* bytes read at a time when scanning a segment */
 #define SEGLOG_INDEX_ENTRY 8
 #define SEGLOG_REASON_LEN 160
+#define SEGLOG_TS_UNKNOWN INT64_MIN /* seg_t.max_ts not read yet */
 
 typedef struct seg_index {
     uint32_t *ent; /* pairs: relative offset, position */
@@ -26,6 +28,7 @@ typedef struct seg_index {
 typedef struct seg {
     int64_t base;
     uint64_t size;
+    int64_t max_ts; /* newest batch maxTimestamp, SEGLOG_NO_TIMESTAMP, or SEGLOG_TS_UNKNOWN */
 } seg_t;
 
 /* A segment with an open fd and its index in memory: the active one, or one
@@ -230,8 +233,9 @@ static int idx_load(const seglog_t *sl, const seg_t *s, int fd, const char *log_
  * and `why` says what stopped it (empty if the whole file is good). Returns
  * a negative code only for I/O or memory failures. */
 static int scan_segment(const seglog_t *sl, int fd, const char *path, const seg_t *s,
-                        seg_index_t *x, uint64_t *valid, int64_t *next, char *why)
+                        seg_index_t *x, uint64_t *valid, int64_t *next, int64_t *max_ts, char *why)
 {
+    *max_ts = SEGLOG_NO_TIMESTAMP;
     kl_buf_t buf;
     kl_buf_init(&buf, RECBATCH_MAX_BYTES + SEGLOG_SCAN_CHUNK);
     uint64_t buf_pos = 0, pos = 0, last_indexed = 0; /* buf.data[0] is file position buf_pos */
@@ -282,6 +286,7 @@ static int scan_segment(const seglog_t *sl, int fd, const char *path, const seg_
         }
         pos += recbatch_total_size(&h);
         expect = recbatch_next_offset(&h);
+        if (h.max_timestamp > *max_ts) *max_ts = h.max_timestamp;
     }
     kl_buf_free(&buf);
     *valid = pos;
@@ -299,9 +304,9 @@ static int old_segment_index(seglog_t *sl, int i, int fd, const char *log_path, 
     KL_WARN("storage", "%s: index %s, rebuilding it", log_path,
             rc == KL_ENOENT ? "missing" : "inconsistent");
     uint64_t valid;
-    int64_t next;
+    int64_t next, max_ts;
     char why[SEGLOG_REASON_LEN];
-    rc = scan_segment(sl, fd, log_path, s, x, &valid, &next, why);
+    rc = scan_segment(sl, fd, log_path, s, x, &valid, &next, &max_ts, why);
     if (rc < 0) return rc;
     /* Older segments were fsynced before their successor existed, so damage
      * here is not a torn write we may cut off: report it, keep what is good. */
@@ -329,7 +334,7 @@ static int push_seg(seglog_t *sl, int64_t base, uint64_t size)
         sl->segs = s;
         sl->cap = cap;
     }
-    sl->segs[sl->n++] = (seg_t){base, size};
+    sl->segs[sl->n++] = (seg_t){base, size, SEGLOG_TS_UNKNOWN};
     return 0;
 }
 
@@ -349,6 +354,7 @@ static int create_segment(seglog_t *sl, int64_t base)
         (void)fsutil_unlink(path);
         return rc;
     }
+    sl->segs[sl->n - 1].max_ts = SEGLOG_NO_TIMESTAMP;
     open_release(&sl->active);
     sl->active.base = base;
     sl->active.fd = fd;
@@ -489,7 +495,8 @@ static int recover_active(seglog_t *sl)
     if ((rc = segment_size(fd, path, &s->size)) < 0) return rc;
     uint64_t valid;
     char why[SEGLOG_REASON_LEN];
-    if ((rc = scan_segment(sl, fd, path, s, &sl->active.idx, &valid, &sl->end, why)) < 0) return rc;
+    if ((rc = scan_segment(sl, fd, path, s, &sl->active.idx, &valid, &sl->end, &s->max_ts, why)) < 0)
+        return rc;
     if (valid < s->size) {
         /* A torn write leaves one incomplete or bad batch at the very end.
          * Anything after the first bad batch means the disk damaged data
@@ -640,6 +647,7 @@ int seglog_append(seglog_t *sl, const uint8_t *data, size_t len)
             idx_push(&sl->active.idx, (uint32_t)(h.base_offset - s->base), (uint32_t)pos);
             sl->active_indexed_pos = pos;
         }
+        if (s->max_ts != SEGLOG_TS_UNKNOWN && h.max_timestamp > s->max_ts) s->max_ts = h.max_timestamp;
     }
     s->size += len;
     sl->end = next;
@@ -788,6 +796,7 @@ int seglog_truncate_to(seglog_t *sl, int64_t offset)
         return rc;
     }
     s->size = pos;
+    s->max_ts = pos ? SEGLOG_TS_UNKNOWN : SEGLOG_NO_TIMESTAMP; /* its newest batch may be gone */
     idx_trim(&sl->active.idx, pos);
     sl->active_indexed_pos = idx_last_pos(&sl->active.idx);
     sl->active_dirty = false;
@@ -826,6 +835,105 @@ int seglog_reset(seglog_t *sl, int64_t start)
     }
     if (rc == 0) rc = seglog_sync(sl);
     if (rc < 0) sl->failed = rc == KL_ENOSPACE ? KL_ENOSPACE : KL_EIO;
+    return rc;
+}
+
+/* ---- listing and header scans ------------------------------------------------ */
+
+void seglog_segment_info(const seglog_t *sl, int i, seglog_segment_info_t *out)
+{
+    KL_ASSERT(i >= 0 && i < sl->n);
+    out->base = sl->segs[i].base;
+    out->end = i + 1 < sl->n ? sl->segs[i + 1].base : sl->end;
+    out->size = sl->segs[i].size;
+}
+
+typedef int (*header_fn_t)(void *arg, const recbatch_header_t *h);
+
+/* Calls fn for each batch header of segment i, reading the file a chunk at a
+ * time and skipping batch bodies; offsets must continue from *expect. */
+static int walk_headers(seglog_t *sl, int i, uint8_t *chunk, int64_t *expect, header_fn_t fn,
+                        void *arg)
+{
+    seg_open_t *ho;
+    char path[FSUTIL_PATH_MAX];
+    int rc = segment_handle(sl, i, &ho);
+    if (rc == 0) rc = seg_path(sl, sl->segs[i].base, ".log", path);
+    if (rc < 0) return rc;
+    uint64_t size = sl->segs[i].size, pos = 0, buf_pos = 0, buf_len = 0;
+    while (pos < size) {
+        recbatch_header_t h;
+        if (size - pos < RECBATCH_HEADER_LEN) {
+            rc = KL_ECORRUPT;
+        } else if (pos + RECBATCH_HEADER_LEN > buf_pos + buf_len) {
+            buf_pos = pos;
+            buf_len = size - pos < SEGLOG_SCAN_CHUNK ? size - pos : SEGLOG_SCAN_CHUNK;
+            if ((rc = fsutil_pread_all(ho->fd, chunk, (size_t)buf_len, pos, path)) < 0) return rc;
+        }
+        if (rc == 0) rc = recbatch_parse_header(chunk + (pos - buf_pos), RECBATCH_HEADER_LEN, &h);
+        if (rc == 0 && (recbatch_total_size(&h) > size - pos || h.base_offset != *expect))
+            rc = KL_ECORRUPT;
+        if (rc < 0) {
+            KL_ERROR("storage", "%s: bad batch header at position %" PRIu64 " (offset %" PRId64 " expected)",
+                     path, pos, *expect);
+            return KL_ECORRUPT;
+        }
+        if ((rc = fn(arg, &h)) != 0) return rc;
+        *expect = recbatch_next_offset(&h);
+        pos += recbatch_total_size(&h);
+    }
+    return 0;
+}
+
+static int max_timestamp_fn(void *arg, const recbatch_header_t *h)
+{
+    int64_t *max_ts = arg;
+    if (h->max_timestamp > *max_ts) *max_ts = h->max_timestamp;
+    return 0;
+}
+
+int seglog_segment_times(seglog_t *sl, int i, int64_t *max_timestamp, int64_t *mtime_ms)
+{
+    KL_ASSERT(i >= 0 && i < sl->n);
+    if (sl->failed) return sl->failed;
+    char path[FSUTIL_PATH_MAX];
+    int rc = seg_path(sl, sl->segs[i].base, ".log", path);
+    if (rc < 0) return rc;
+    struct stat st;
+    if (stat(path, &st) < 0) return fsutil_error("stat", path, errno);
+    if (sl->segs[i].max_ts == SEGLOG_TS_UNKNOWN) {
+        uint8_t *chunk = malloc(SEGLOG_SCAN_CHUNK);
+        if (!chunk) return KL_ENOMEM;
+        int64_t max_ts = SEGLOG_NO_TIMESTAMP, expect = sl->segs[i].base;
+        rc = walk_headers(sl, i, chunk, &expect, max_timestamp_fn, &max_ts);
+        free(chunk);
+        /* Damage in a sealed segment was logged at open and kept (see
+         * old_segment_index): the batches before it still date the segment. */
+        if (rc < 0 && rc != KL_ECORRUPT) return rc;
+        sl->segs[i].max_ts = max_ts;
+    }
+    *max_timestamp = sl->segs[i].max_ts;
+    *mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    return 0;
+}
+
+int seglog_scan_headers(seglog_t *sl, header_fn_t fn, void *arg)
+{
+    if (sl->failed) return sl->failed;
+    uint8_t *chunk = malloc(SEGLOG_SCAN_CHUNK);
+    if (!chunk) return KL_ENOMEM;
+    int64_t expect = sl->segs[0].base;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < sl->n; i++) {
+        if (sl->segs[i].base != expect) {
+            KL_ERROR("storage", "%s: segment %" PRId64 " follows a segment ending at offset %" PRId64,
+                     sl->dir, sl->segs[i].base, expect);
+            rc = KL_ECORRUPT;
+        } else {
+            rc = walk_headers(sl, i, chunk, &expect, fn, arg);
+        }
+    }
+    free(chunk);
     return rc;
 }
 

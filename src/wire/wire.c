@@ -7,11 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keel.pb-c.h"
 #include "keel/err.h"
 #include "keel/recbatch.h"
-
-#define WIRE_REPLICAS_MAX (RAFT_MAX_VOTERS + RAFT_MAX_OBSERVERS)
+#include "wire_impl.h"
 
 /* ---- error reasons ----------------------------------------------------------- */
 
@@ -27,7 +25,7 @@ static void set_reason(const char *fmt, va_list ap)
     vsnprintf(last_error, sizeof last_error, fmt, ap);
 }
 
-__attribute__((format(printf, 2, 3))) static int fail(int code, const char *fmt, ...)
+int wire_fail(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -36,8 +34,7 @@ __attribute__((format(printf, 2, 3))) static int fail(int code, const char *fmt,
     return code;
 }
 
-/* For the checks shared by encoder (KL_EINVAL) and decoder (KL_EPROTO). */
-__attribute__((format(printf, 1, 2))) static bool bad(const char *fmt, ...)
+bool wire_bad(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -46,11 +43,6 @@ __attribute__((format(printf, 1, 2))) static bool bad(const char *fmt, ...)
     return false;
 }
 
-#define CHECK(cond, ...)                                                                 \
-    do {                                                                                 \
-        if (!(cond)) return bad(__VA_ARGS__);                                            \
-    } while (0)
-
 /* ---- framing ------------------------------------------------------------------ */
 
 int wire_frame_split(const uint8_t *data, size_t avail, size_t max_frame, size_t *frame_len)
@@ -58,10 +50,10 @@ int wire_frame_split(const uint8_t *data, size_t avail, size_t max_frame, size_t
     if (avail < WIRE_LEN_PREFIX) return KL_EAGAIN;
     uint32_t len = kl_get_be32(data);
     if (len < WIRE_MIN_FRAME - WIRE_LEN_PREFIX)
-        return fail(KL_EPROTO, "frame length %" PRIu32 " is below the minimum %u", len,
+        return wire_fail(KL_EPROTO, "frame length %" PRIu32 " is below the minimum %u", len,
                     WIRE_MIN_FRAME - WIRE_LEN_PREFIX);
     if (len > max_frame)
-        return fail(KL_ETOOBIG, "frame length %" PRIu32 " exceeds the maximum %zu", len, max_frame);
+        return wire_fail(KL_ETOOBIG, "frame length %" PRIu32 " exceeds the maximum %zu", len, max_frame);
     uint64_t whole = (uint64_t)len + WIRE_LEN_PREFIX;
     if (avail < whole) return KL_EAGAIN;
     *frame_len = (size_t)whole;
@@ -70,65 +62,12 @@ int wire_frame_split(const uint8_t *data, size_t avail, size_t max_frame, size_t
 
 /* ---- the table: one entry per API, one body message per direction ------------- */
 
-/* Encoder scratch: the body message and sub-messages live here until packed. */
-typedef struct enc_scratch {
-    union {
-        ProtobufCMessage base;
-        Keel__ApiVersionsRequest api_versions_req;
-        Keel__ApiVersionsResponse api_versions_resp;
-        Keel__VoteRequest vote_req;
-        Keel__VoteResponse vote_resp;
-        Keel__BeginQuorumEpochRequest begin_req;
-        Keel__BeginQuorumEpochResponse begin_resp;
-        Keel__EndQuorumEpochRequest end_req;
-        Keel__EndQuorumEpochResponse end_resp;
-        Keel__FetchRaftRequest fetch_req;
-        Keel__FetchRaftResponse fetch_resp;
-        Keel__FetchSnapshotRequest snap_req;
-        Keel__FetchSnapshotResponse snap_resp;
-        Keel__DescribeQuorumRequest describe_req;
-        Keel__DescribeQuorumResponse describe_resp;
-    } body;
-    Keel__RaftCommon raft;
-    Keel__SnapshotId snapshot_id;
-    Keel__ApiVersion apis[WIRE_API_MAX_];
-    Keel__ApiVersion *api_ptrs[WIRE_API_MAX_];
-    Keel__ReplicaState replicas[WIRE_REPLICAS_MAX];
-    Keel__ReplicaState *replica_ptrs[WIRE_REPLICAS_MAX];
-} enc_scratch_t;
-
-/* A decoded message and everything it points into, freed together. */
-typedef struct wire_decoded {
-    wire_msg_t msg; /* first: wire_msg_free gets &msg */
-    uint8_t *frame;
-    raft_entry_t *entries;
-} wire_decoded_t;
-
-typedef struct wire_body_ops {
-    Keel__Header__BodyCase body_case;
-    const ProtobufCMessageDescriptor *desc;
-    raft_msg_type_t raft_type; /* 0: not a Raft message */
-    /* C -> protobuf fields beyond the message's init (NULL: empty message). */
-    void (*enc)(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratch_t *s);
-    /* protobuf -> C; may read the payload and own memory via m->owned_
-     * (a wire_decoded_t). 0 or KL_EPROTO/KL_ENOMEM. */
-    int (*dec)(const ProtobufCMessage *pb, wire_msg_t *m);
-    /* Range checks shared by encoder and decoder (NULL: nothing to check). */
-    bool (*check)(const wire_msg_t *m);
-    /* Appends the payload the body implies; NULL: the message has none. */
-    int (*put_payload)(const wire_msg_t *m, kl_buf_t *out);
-} wire_body_ops_t;
-
-typedef struct wire_api_ops {
-    const char *name;
-    wire_body_ops_t req, resp;
-} wire_api_ops_t;
-
-static const wire_api_ops_t api_table[WIRE_API_MAX_];
+static const wire_api_ops_t api_table[WIRE_FIRST_DATA_API];
 
 static const wire_api_ops_t *api_ops(uint32_t api)
 {
-    return api > 0 && api < WIRE_API_MAX_ ? &api_table[api] : NULL;
+    if (api == 0 || api >= WIRE_API_MAX_) return NULL;
+    return api < WIRE_FIRST_DATA_API ? &api_table[api] : &wire_data_apis[api - WIRE_FIRST_DATA_API];
 }
 
 static const wire_body_ops_t *body_ops(uint32_t api, bool response)
@@ -161,7 +100,7 @@ static const ProtobufCMessage *body_get(const Keel__Header *h)
 
 /* ---- sub-messages -------------------------------------------------------------- */
 
-static Keel__SnapshotId *enc_snapshot_id(const raft_snapshot_id_t *id, enc_scratch_t *s)
+static Keel__SnapshotId *enc_snapshot_id(const raft_snapshot_id_t *id, wire_scratch_t *s)
 {
     keel__snapshot_id__init(&s->snapshot_id);
     s->snapshot_id.end_offset = id->end_offset;
@@ -171,7 +110,7 @@ static Keel__SnapshotId *enc_snapshot_id(const raft_snapshot_id_t *id, enc_scrat
 
 static int dec_snapshot_id(const Keel__SnapshotId *pb, raft_snapshot_id_t *id)
 {
-    if (!pb) return fail(KL_EPROTO, "snapshot_id missing");
+    if (!pb) return wire_fail(KL_EPROTO, "snapshot_id missing");
     id->end_offset = pb->end_offset;
     id->last_epoch = pb->last_epoch;
     return 0;
@@ -179,16 +118,16 @@ static int dec_snapshot_id(const Keel__SnapshotId *pb, raft_snapshot_id_t *id)
 
 static bool check_snapshot_id(const raft_snapshot_id_t *id, int64_t min_offset)
 {
-    CHECK(id->end_offset >= min_offset, "snapshot end_offset %" PRId64 " below %" PRId64,
+    WIRE_CHECK(id->end_offset >= min_offset, "snapshot end_offset %" PRId64 " below %" PRId64,
           id->end_offset, min_offset);
-    CHECK(id->last_epoch >= -1, "snapshot last_epoch %" PRId32 " negative", id->last_epoch);
+    WIRE_CHECK(id->last_epoch >= -1, "snapshot last_epoch %" PRId32 " negative", id->last_epoch);
     return true;
 }
 
-static int copy_str(char *dst, size_t cap, const char *src, const char *what)
+int wire_copy_str(char *dst, size_t cap, const char *src, const char *what)
 {
     size_t n = strlen(src);
-    if (n >= cap) return fail(KL_EPROTO, "%s is %zu bytes, over %zu", what, n, cap - 1);
+    if (n >= cap) return wire_fail(KL_EPROTO, "%s is %zu bytes, over %zu", what, n, cap - 1);
     memcpy(dst, src, n + 1);
     return 0;
 }
@@ -197,7 +136,7 @@ static int copy_str(char *dst, size_t cap, const char *src, const char *what)
  * never writes through them. */
 static char *str_arg(const char *s, size_t cap, const char *what, int *rc)
 {
-    if (strnlen(s, cap) == cap) *rc = fail(KL_EINVAL, "%s is not NUL-terminated within %zu bytes", what, cap);
+    if (strnlen(s, cap) == cap) *rc = wire_fail(KL_EINVAL, "%s is not NUL-terminated within %zu bytes", what, cap);
     return (char *)(uintptr_t)s;
 }
 
@@ -212,7 +151,7 @@ void wire_api_versions_local(wire_api_versions_resp_t *out)
     }
 }
 
-static void enc_api_versions_resp(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratch_t *s)
+static int enc_api_versions_resp(const wire_msg_t *m, ProtobufCMessage *pb, wire_scratch_t *s)
 {
     Keel__ApiVersionsResponse *r = (Keel__ApiVersionsResponse *)pb;
     const wire_api_versions_resp_t *v = &m->body.api_versions;
@@ -225,6 +164,7 @@ static void enc_api_versions_resp(const wire_msg_t *m, ProtobufCMessage *pb, enc
         a->max_version = v->max_version[api];
         s->api_ptrs[r->n_apis++] = a;
     }
+    return 0;
 }
 
 static int dec_api_versions_resp(const ProtobufCMessage *pb, wire_msg_t *m)
@@ -254,9 +194,9 @@ static void enc_raft_common(const raft_msg_t *r, Keel__RaftCommon *pb)
 
 static int dec_raft_common(const Keel__RaftCommon *pb, raft_msg_t *r)
 {
-    if (!pb) return fail(KL_EPROTO, "Raft fields missing");
+    if (!pb) return wire_fail(KL_EPROTO, "Raft fields missing");
     if (pb->error < INT16_MIN || pb->error > INT16_MAX)
-        return fail(KL_EPROTO, "Raft error %" PRId32 " out of range", pb->error);
+        return wire_fail(KL_EPROTO, "Raft error %" PRId32 " out of range", pb->error);
     r->from = pb->from;
     r->to = pb->to;
     r->epoch = pb->epoch;
@@ -268,25 +208,26 @@ static int dec_raft_common(const Keel__RaftCommon *pb, raft_msg_t *r)
 
 static bool check_raft_common(const raft_msg_t *r, bool response)
 {
-    CHECK(r->from >= 0 && r->to >= 0, "Raft node ids from %" PRId32 " to %" PRId32 " negative",
+    WIRE_CHECK(r->from >= 0 && r->to >= 0, "Raft node ids from %" PRId32 " to %" PRId32 " negative",
           r->from, r->to);
-    CHECK(r->epoch >= 0, "Raft epoch %" PRId32 " negative", r->epoch);
-    CHECK(r->leader_id >= RAFT_NO_NODE, "Raft leader_id %" PRId32 " invalid", r->leader_id);
-    CHECK(r->error >= RAFT_OK && r->error <= RAFT_ERR_INVALID_REQUEST, "Raft error %d unknown",
+    WIRE_CHECK(r->epoch >= 0, "Raft epoch %" PRId32 " negative", r->epoch);
+    WIRE_CHECK(r->leader_id >= RAFT_NO_NODE, "Raft leader_id %" PRId32 " invalid", r->leader_id);
+    WIRE_CHECK(r->error >= RAFT_OK && r->error <= RAFT_ERR_INVALID_REQUEST, "Raft error %d unknown",
           r->error);
-    CHECK(response || r->error == RAFT_OK, "Raft error %d on a request", r->error);
+    WIRE_CHECK(response || r->error == RAFT_OK, "Raft error %d on a request", r->error);
     return true;
 }
 
 /* ---- Vote ------------------------------------------------------------------------ */
 
-static void enc_vote_req(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratch_t *s)
+static int enc_vote_req(const wire_msg_t *m, ProtobufCMessage *pb, wire_scratch_t *s)
 {
     (void)s;
     Keel__VoteRequest *v = (Keel__VoteRequest *)pb;
     v->pre_vote = m->body.raft.u.vote_req.pre_vote;
     v->last_epoch = m->body.raft.u.vote_req.last_epoch;
     v->end_offset = m->body.raft.u.vote_req.end_offset;
+    return 0;
 }
 
 static int dec_vote_req(const ProtobufCMessage *pb, wire_msg_t *m)
@@ -300,18 +241,19 @@ static int dec_vote_req(const ProtobufCMessage *pb, wire_msg_t *m)
 
 static bool check_vote_req(const wire_msg_t *m)
 {
-    CHECK(m->body.raft.u.vote_req.last_epoch >= 0 && m->body.raft.u.vote_req.end_offset >= 0,
+    WIRE_CHECK(m->body.raft.u.vote_req.last_epoch >= 0 && m->body.raft.u.vote_req.end_offset >= 0,
           "vote request log (%" PRId32 ", %" PRId64 ") negative", m->body.raft.u.vote_req.last_epoch,
           m->body.raft.u.vote_req.end_offset);
     return true;
 }
 
-static void enc_vote_resp(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratch_t *s)
+static int enc_vote_resp(const wire_msg_t *m, ProtobufCMessage *pb, wire_scratch_t *s)
 {
     (void)s;
     Keel__VoteResponse *v = (Keel__VoteResponse *)pb;
     v->pre_vote = m->body.raft.u.vote_resp.pre_vote;
     v->granted = m->body.raft.u.vote_resp.granted;
+    return 0;
 }
 
 static int dec_vote_resp(const ProtobufCMessage *pb, wire_msg_t *m)
@@ -324,19 +266,20 @@ static int dec_vote_resp(const ProtobufCMessage *pb, wire_msg_t *m)
 
 /* ---- EndQuorumEpoch ----------------------------------------------------------------- */
 
-static void enc_end_req(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratch_t *s)
+static int enc_end_req(const wire_msg_t *m, ProtobufCMessage *pb, wire_scratch_t *s)
 {
     (void)s;
     Keel__EndQuorumEpochRequest *e = (Keel__EndQuorumEpochRequest *)pb;
     e->n_successors = (size_t)m->body.raft.u.end_epoch_req.n_successors;
     e->successors = (int32_t *)(uintptr_t)m->body.raft.u.end_epoch_req.successors;
+    return 0;
 }
 
 static int dec_end_req(const ProtobufCMessage *pb, wire_msg_t *m)
 {
     const Keel__EndQuorumEpochRequest *e = (const Keel__EndQuorumEpochRequest *)pb;
     if (e->n_successors > RAFT_MAX_VOTERS)
-        return fail(KL_EPROTO, "%zu successors, over %d", e->n_successors, RAFT_MAX_VOTERS);
+        return wire_fail(KL_EPROTO, "%zu successors, over %d", e->n_successors, RAFT_MAX_VOTERS);
     m->body.raft.u.end_epoch_req.n_successors = (int)e->n_successors;
     if (e->n_successors)
         memcpy(m->body.raft.u.end_epoch_req.successors, e->successors,
@@ -347,21 +290,22 @@ static int dec_end_req(const ProtobufCMessage *pb, wire_msg_t *m)
 static bool check_end_req(const wire_msg_t *m)
 {
     int n = m->body.raft.u.end_epoch_req.n_successors;
-    CHECK(n >= 0 && n <= RAFT_MAX_VOTERS, "%d successors, outside 0..%d", n, RAFT_MAX_VOTERS);
+    WIRE_CHECK(n >= 0 && n <= RAFT_MAX_VOTERS, "%d successors, outside 0..%d", n, RAFT_MAX_VOTERS);
     for (int i = 0; i < n; i++)
-        CHECK(m->body.raft.u.end_epoch_req.successors[i] >= 0, "successor %" PRId32 " negative",
+        WIRE_CHECK(m->body.raft.u.end_epoch_req.successors[i] >= 0, "successor %" PRId32 " negative",
               m->body.raft.u.end_epoch_req.successors[i]);
     return true;
 }
 
 /* ---- FetchRaft ---------------------------------------------------------------------- */
 
-static void enc_fetch_req(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratch_t *s)
+static int enc_fetch_req(const wire_msg_t *m, ProtobufCMessage *pb, wire_scratch_t *s)
 {
     (void)s;
     Keel__FetchRaftRequest *f = (Keel__FetchRaftRequest *)pb;
     f->fetch_offset = m->body.raft.u.fetch_req.fetch_offset;
     f->last_fetched_epoch = m->body.raft.u.fetch_req.last_fetched_epoch;
+    return 0;
 }
 
 static int dec_fetch_req(const ProtobufCMessage *pb, wire_msg_t *m)
@@ -374,13 +318,13 @@ static int dec_fetch_req(const ProtobufCMessage *pb, wire_msg_t *m)
 
 static bool check_fetch_req(const wire_msg_t *m)
 {
-    CHECK(m->body.raft.u.fetch_req.fetch_offset >= 0 && m->body.raft.u.fetch_req.last_fetched_epoch >= 0,
+    WIRE_CHECK(m->body.raft.u.fetch_req.fetch_offset >= 0 && m->body.raft.u.fetch_req.last_fetched_epoch >= 0,
           "fetch position (%" PRId64 ", epoch %" PRId32 ") negative",
           m->body.raft.u.fetch_req.fetch_offset, m->body.raft.u.fetch_req.last_fetched_epoch);
     return true;
 }
 
-static void enc_fetch_resp(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratch_t *s)
+static int enc_fetch_resp(const wire_msg_t *m, ProtobufCMessage *pb, wire_scratch_t *s)
 {
     Keel__FetchRaftResponse *f = (Keel__FetchRaftResponse *)pb;
     f->high_watermark = m->body.raft.u.fetch_resp.high_watermark;
@@ -388,6 +332,7 @@ static void enc_fetch_resp(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratc
     f->diverging_epoch = m->body.raft.u.fetch_resp.diverging_epoch;
     f->diverging_end_offset = m->body.raft.u.fetch_resp.diverging_end_offset;
     f->snapshot_id = enc_snapshot_id(&m->body.raft.u.fetch_resp.snapshot_id, s);
+    return 0;
 }
 
 /* Entries travel as RecordBatch v2 (DESIGN.md §5), batched by recbatch: one
@@ -396,7 +341,7 @@ static int put_entries(const wire_msg_t *m, kl_buf_t *out)
 {
     int rc = recbatch_encode_entries(out, m->body.raft.u.fetch_resp.entries,
                                      m->body.raft.u.fetch_resp.n_entries);
-    return rc ? fail(rc, "cannot batch fetch entries: %s", kl_strerror(rc)) : 0;
+    return rc ? wire_fail(rc, "cannot batch fetch entries: %s", kl_strerror(rc)) : 0;
 }
 
 /* The payload's batches become entries pointing into the frame (zero-copy);
@@ -404,14 +349,14 @@ static int put_entries(const wire_msg_t *m, kl_buf_t *out)
 static int dec_entries(wire_msg_t *m, raft_entry_t **out, int *n_out)
 {
     int rc = recbatch_decode_entries(m->payload, m->payload_len, WIRE_MAX_FETCH_ENTRIES, out, n_out);
-    if (rc == KL_ENOMEM) return fail(rc, "no memory for fetch entries");
+    if (rc == KL_ENOMEM) return wire_fail(rc, "no memory for fetch entries");
     if (rc == KL_ETOOBIG)
-        return fail(KL_EPROTO, "more than %d fetch entries", WIRE_MAX_FETCH_ENTRIES);
+        return wire_fail(KL_EPROTO, "more than %d fetch entries", WIRE_MAX_FETCH_ENTRIES);
     if (rc == KL_ECORRUPT) /* recbatch does not say which check failed */
-        return fail(KL_EPROTO, "fetch response batches corrupt: bad CRC or layout, a record "
+        return wire_fail(KL_EPROTO, "fetch response batches corrupt: bad CRC or layout, a record "
                                "Keel does not write, or offsets that do not follow");
     if (rc)
-        return fail(KL_EPROTO, "fetch response batches refused: %s",
+        return wire_fail(KL_EPROTO, "fetch response batches refused: %s",
                     rc == KL_EAGAIN ? "last batch truncated" : kl_strerror(rc));
     return 0;
 }
@@ -419,24 +364,24 @@ static int dec_entries(wire_msg_t *m, raft_entry_t **out, int *n_out)
 static bool check_fetch_resp(const wire_msg_t *m)
 {
     const raft_msg_t *r = &m->body.raft;
-    CHECK(r->u.fetch_resp.high_watermark >= 0 && r->u.fetch_resp.log_start_offset >= 0,
+    WIRE_CHECK(r->u.fetch_resp.high_watermark >= 0 && r->u.fetch_resp.log_start_offset >= 0,
           "fetch response high watermark %" PRId64 " or log start %" PRId64 " negative",
           r->u.fetch_resp.high_watermark, r->u.fetch_resp.log_start_offset);
-    CHECK(r->u.fetch_resp.diverging_epoch >= -1 && r->u.fetch_resp.diverging_end_offset >= -1,
+    WIRE_CHECK(r->u.fetch_resp.diverging_epoch >= -1 && r->u.fetch_resp.diverging_end_offset >= -1,
           "diverging epoch %" PRId32 " / end offset %" PRId64 " below -1",
           r->u.fetch_resp.diverging_epoch, r->u.fetch_resp.diverging_end_offset);
     if (!check_snapshot_id(&r->u.fetch_resp.snapshot_id, -1)) return false;
     int n = r->u.fetch_resp.n_entries;
-    CHECK(n >= 0 && n <= WIRE_MAX_FETCH_ENTRIES, "%d fetch entries, outside 0..%d", n,
+    WIRE_CHECK(n >= 0 && n <= WIRE_MAX_FETCH_ENTRIES, "%d fetch entries, outside 0..%d", n,
           WIRE_MAX_FETCH_ENTRIES);
     const raft_entry_t *e = r->u.fetch_resp.entries;
-    CHECK(n == 0 || e, "fetch entries missing");
+    WIRE_CHECK(n == 0 || e, "fetch entries missing");
     for (int i = 0; i < n; i++) {
-        CHECK(e[i].offset >= 0 && e[i].epoch >= 0, "fetch entry (%" PRId64 ", epoch %" PRId32 ") negative",
+        WIRE_CHECK(e[i].offset >= 0 && e[i].epoch >= 0, "fetch entry (%" PRId64 ", epoch %" PRId32 ") negative",
               e[i].offset, e[i].epoch);
-        CHECK(e[i].len <= INT32_MAX && (e[i].len == 0 || e[i].data), "fetch entry %" PRId64 " data invalid",
+        WIRE_CHECK(e[i].len <= INT32_MAX && (e[i].len == 0 || e[i].data), "fetch entry %" PRId64 " data invalid",
               e[i].offset);
-        CHECK(i == 0 || (e[i - 1].offset < INT64_MAX && e[i].offset == e[i - 1].offset + 1 &&
+        WIRE_CHECK(i == 0 || (e[i - 1].offset < INT64_MAX && e[i].offset == e[i - 1].offset + 1 &&
                          e[i].epoch >= e[i - 1].epoch),
               "fetch entry %d at (%" PRId64 ", epoch %" PRId32 ") does not follow (%" PRId64
               ", epoch %" PRId32 ")",
@@ -461,11 +406,12 @@ static int dec_fetch_resp(const ProtobufCMessage *pb, wire_msg_t *m)
 
 /* ---- FetchSnapshot ------------------------------------------------------------------ */
 
-static void enc_snap_req(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratch_t *s)
+static int enc_snap_req(const wire_msg_t *m, ProtobufCMessage *pb, wire_scratch_t *s)
 {
     Keel__FetchSnapshotRequest *f = (Keel__FetchSnapshotRequest *)pb;
     f->snapshot_id = enc_snapshot_id(&m->body.raft.u.fetch_snapshot_req.snapshot_id, s);
     f->position = m->body.raft.u.fetch_snapshot_req.position;
+    return 0;
 }
 
 static int dec_snap_req(const ProtobufCMessage *pb, wire_msg_t *m)
@@ -477,17 +423,18 @@ static int dec_snap_req(const ProtobufCMessage *pb, wire_msg_t *m)
 
 static bool check_snap_req(const wire_msg_t *m)
 {
-    CHECK(m->body.raft.u.fetch_snapshot_req.position <= INT64_MAX, "snapshot position %" PRIu64 " too large",
+    WIRE_CHECK(m->body.raft.u.fetch_snapshot_req.position <= INT64_MAX, "snapshot position %" PRIu64 " too large",
           m->body.raft.u.fetch_snapshot_req.position);
     return check_snapshot_id(&m->body.raft.u.fetch_snapshot_req.snapshot_id, 0);
 }
 
-static void enc_snap_resp(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratch_t *s)
+static int enc_snap_resp(const wire_msg_t *m, ProtobufCMessage *pb, wire_scratch_t *s)
 {
     Keel__FetchSnapshotResponse *f = (Keel__FetchSnapshotResponse *)pb;
     f->snapshot_id = enc_snapshot_id(&m->body.raft.u.fetch_snapshot_resp.snapshot_id, s);
     f->position = m->body.raft.u.fetch_snapshot_resp.position;
     f->size = m->body.raft.u.fetch_snapshot_resp.size;
+    return 0;
 }
 
 /* The chunk is the payload: it points into the frame, like fetch entries. */
@@ -505,10 +452,10 @@ static bool check_snap_resp(const wire_msg_t *m)
 {
     const raft_msg_t *r = &m->body.raft;
     uint64_t size = r->u.fetch_snapshot_resp.size, pos = r->u.fetch_snapshot_resp.position;
-    CHECK(size <= INT64_MAX && pos <= size && r->u.fetch_snapshot_resp.chunk_len <= size - pos,
+    WIRE_CHECK(size <= INT64_MAX && pos <= size && r->u.fetch_snapshot_resp.chunk_len <= size - pos,
           "snapshot chunk [%" PRIu64 ", +%" PRIu32 ") outside size %" PRIu64, pos,
           r->u.fetch_snapshot_resp.chunk_len, size);
-    CHECK(r->u.fetch_snapshot_resp.chunk_len == 0 || r->u.fetch_snapshot_resp.chunk, "snapshot chunk missing");
+    WIRE_CHECK(r->u.fetch_snapshot_resp.chunk_len == 0 || r->u.fetch_snapshot_resp.chunk, "snapshot chunk missing");
     return check_snapshot_id(&r->u.fetch_snapshot_resp.snapshot_id, -1);
 }
 
@@ -516,12 +463,12 @@ static int put_chunk(const wire_msg_t *m, kl_buf_t *out)
 {
     int rc = kl_buf_append(out, m->body.raft.u.fetch_snapshot_resp.chunk,
                            m->body.raft.u.fetch_snapshot_resp.chunk_len);
-    return rc ? fail(rc, "cannot append snapshot chunk: %s", kl_strerror(rc)) : 0;
+    return rc ? wire_fail(rc, "cannot append snapshot chunk: %s", kl_strerror(rc)) : 0;
 }
 
 /* ---- DescribeQuorum ----------------------------------------------------------------- */
 
-static Keel__ReplicaState **enc_replicas(const wire_replica_t *r, int n, enc_scratch_t *s, size_t *used)
+static Keel__ReplicaState **enc_replicas(const wire_replica_t *r, int n, wire_scratch_t *s, size_t *used)
 {
     Keel__ReplicaState **ptrs = &s->replica_ptrs[*used];
     for (int i = 0; i < n; i++) {
@@ -536,7 +483,7 @@ static Keel__ReplicaState **enc_replicas(const wire_replica_t *r, int n, enc_scr
     return ptrs;
 }
 
-static void enc_describe_resp(const wire_msg_t *m, ProtobufCMessage *pb, enc_scratch_t *s)
+static int enc_describe_resp(const wire_msg_t *m, ProtobufCMessage *pb, wire_scratch_t *s)
 {
     Keel__DescribeQuorumResponse *d = (Keel__DescribeQuorumResponse *)pb;
     const wire_describe_quorum_resp_t *q = &m->body.describe_quorum;
@@ -549,6 +496,7 @@ static void enc_describe_resp(const wire_msg_t *m, ProtobufCMessage *pb, enc_scr
     d->voters = enc_replicas(q->voters, q->n_voters, s, &used);
     d->n_observers = (size_t)q->n_observers;
     d->observers = enc_replicas(q->observers, q->n_observers, s, &used);
+    return 0;
 }
 
 static void dec_replicas(Keel__ReplicaState *const *pb, size_t n, wire_replica_t *r)
@@ -566,9 +514,9 @@ static int dec_describe_resp(const ProtobufCMessage *pb, wire_msg_t *m)
     const Keel__DescribeQuorumResponse *d = (const Keel__DescribeQuorumResponse *)pb;
     wire_describe_quorum_resp_t *q = &m->body.describe_quorum;
     if (d->n_voters > RAFT_MAX_VOTERS || d->n_observers > RAFT_MAX_OBSERVERS)
-        return fail(KL_EPROTO, "%zu voters / %zu observers, over %d / %d", d->n_voters, d->n_observers,
+        return wire_fail(KL_EPROTO, "%zu voters / %zu observers, over %d / %d", d->n_voters, d->n_observers,
                     RAFT_MAX_VOTERS, RAFT_MAX_OBSERVERS);
-    int rc = copy_str(q->cluster_id, sizeof q->cluster_id, d->cluster_id, "quorum cluster_id");
+    int rc = wire_copy_str(q->cluster_id, sizeof q->cluster_id, d->cluster_id, "quorum cluster_id");
     if (rc) return rc;
     q->leader_id = d->leader_id;
     q->leader_epoch = d->leader_epoch;
@@ -582,9 +530,9 @@ static int dec_describe_resp(const ProtobufCMessage *pb, wire_msg_t *m)
 
 static bool check_replicas(const wire_replica_t *r, int n, int max, const char *what)
 {
-    CHECK(n >= 0 && n <= max, "%d %s, outside 0..%d", n, what, max);
+    WIRE_CHECK(n >= 0 && n <= max, "%d %s, outside 0..%d", n, what, max);
     for (int i = 0; i < n; i++)
-        CHECK(r[i].node_id >= 0 && r[i].log_end_offset >= -1 && r[i].last_fetch_timestamp >= -1 &&
+        WIRE_CHECK(r[i].node_id >= 0 && r[i].log_end_offset >= -1 && r[i].last_fetch_timestamp >= -1 &&
                   r[i].last_caught_up_timestamp >= -1,
               "%s entry %d (node %" PRId32 ") has a negative field", what, i, r[i].node_id);
     return true;
@@ -593,9 +541,9 @@ static bool check_replicas(const wire_replica_t *r, int n, int max, const char *
 static bool check_describe_resp(const wire_msg_t *m)
 {
     const wire_describe_quorum_resp_t *q = &m->body.describe_quorum;
-    CHECK(strnlen(q->cluster_id, sizeof q->cluster_id) < sizeof q->cluster_id,
+    WIRE_CHECK(strnlen(q->cluster_id, sizeof q->cluster_id) < sizeof q->cluster_id,
           "quorum cluster_id not NUL-terminated");
-    CHECK(q->leader_id >= -1 && q->leader_epoch >= 0 && q->high_watermark >= -1,
+    WIRE_CHECK(q->leader_id >= -1 && q->leader_epoch >= 0 && q->high_watermark >= -1,
           "quorum leader %" PRId32 " epoch %" PRId32 " high watermark %" PRId64 " invalid", q->leader_id,
           q->leader_epoch, q->high_watermark);
     return check_replicas(q->voters, q->n_voters, RAFT_MAX_VOTERS, "voters") &&
@@ -604,51 +552,92 @@ static bool check_describe_resp(const wire_msg_t *m)
 
 /* ---- the table ---------------------------------------------------------------------- */
 
-#define BODY(CASE, desc, raft, enc, dec, check, payload)                                   \
-    { KEEL__HEADER__BODY_##CASE, &keel__##desc##__descriptor, raft, enc, dec, check, payload }
-
-static const wire_api_ops_t api_table[WIRE_API_MAX_] = {
+static const wire_api_ops_t api_table[WIRE_FIRST_DATA_API] = {
     [WIRE_API_API_VERSIONS] = {"ApiVersions",
-        BODY(API_VERSIONS_REQUEST, api_versions_request, 0, NULL, NULL, NULL, NULL),
-        BODY(API_VERSIONS_RESPONSE, api_versions_response, 0, enc_api_versions_resp,
+        WIRE_BODY(API_VERSIONS_REQUEST, api_versions_request, 0, NULL, NULL, NULL, NULL),
+        WIRE_BODY(API_VERSIONS_RESPONSE, api_versions_response, 0, enc_api_versions_resp,
              dec_api_versions_resp, NULL, NULL)},
     [WIRE_API_VOTE] = {"Vote",
-        BODY(VOTE_REQUEST, vote_request, RAFT_MSG_VOTE_REQ, enc_vote_req, dec_vote_req,
+        WIRE_BODY(VOTE_REQUEST, vote_request, RAFT_MSG_VOTE_REQ, enc_vote_req, dec_vote_req,
              check_vote_req, NULL),
-        BODY(VOTE_RESPONSE, vote_response, RAFT_MSG_VOTE_RESP, enc_vote_resp, dec_vote_resp, NULL,
+        WIRE_BODY(VOTE_RESPONSE, vote_response, RAFT_MSG_VOTE_RESP, enc_vote_resp, dec_vote_resp, NULL,
              NULL)},
     [WIRE_API_BEGIN_QUORUM_EPOCH] = {"BeginQuorumEpoch",
-        BODY(BEGIN_QUORUM_EPOCH_REQUEST, begin_quorum_epoch_request, RAFT_MSG_BEGIN_EPOCH_REQ, NULL,
+        WIRE_BODY(BEGIN_QUORUM_EPOCH_REQUEST, begin_quorum_epoch_request, RAFT_MSG_BEGIN_EPOCH_REQ, NULL,
              NULL, NULL, NULL),
-        BODY(BEGIN_QUORUM_EPOCH_RESPONSE, begin_quorum_epoch_response, RAFT_MSG_BEGIN_EPOCH_RESP,
+        WIRE_BODY(BEGIN_QUORUM_EPOCH_RESPONSE, begin_quorum_epoch_response, RAFT_MSG_BEGIN_EPOCH_RESP,
              NULL, NULL, NULL, NULL)},
     [WIRE_API_END_QUORUM_EPOCH] = {"EndQuorumEpoch",
-        BODY(END_QUORUM_EPOCH_REQUEST, end_quorum_epoch_request, RAFT_MSG_END_EPOCH_REQ, enc_end_req,
+        WIRE_BODY(END_QUORUM_EPOCH_REQUEST, end_quorum_epoch_request, RAFT_MSG_END_EPOCH_REQ, enc_end_req,
              dec_end_req, check_end_req, NULL),
-        BODY(END_QUORUM_EPOCH_RESPONSE, end_quorum_epoch_response, RAFT_MSG_END_EPOCH_RESP, NULL,
+        WIRE_BODY(END_QUORUM_EPOCH_RESPONSE, end_quorum_epoch_response, RAFT_MSG_END_EPOCH_RESP, NULL,
              NULL, NULL, NULL)},
     [WIRE_API_FETCH_RAFT] = {"FetchRaft",
-        BODY(FETCH_RAFT_REQUEST, fetch_raft_request, RAFT_MSG_FETCH_REQ, enc_fetch_req, dec_fetch_req,
+        WIRE_BODY(FETCH_RAFT_REQUEST, fetch_raft_request, RAFT_MSG_FETCH_REQ, enc_fetch_req, dec_fetch_req,
              check_fetch_req, NULL),
-        BODY(FETCH_RAFT_RESPONSE, fetch_raft_response, RAFT_MSG_FETCH_RESP, enc_fetch_resp,
+        WIRE_BODY(FETCH_RAFT_RESPONSE, fetch_raft_response, RAFT_MSG_FETCH_RESP, enc_fetch_resp,
              dec_fetch_resp, check_fetch_resp, put_entries)},
     [WIRE_API_FETCH_SNAPSHOT] = {"FetchSnapshot",
-        BODY(FETCH_SNAPSHOT_REQUEST, fetch_snapshot_request, RAFT_MSG_FETCH_SNAPSHOT_REQ,
+        WIRE_BODY(FETCH_SNAPSHOT_REQUEST, fetch_snapshot_request, RAFT_MSG_FETCH_SNAPSHOT_REQ,
              enc_snap_req, dec_snap_req, check_snap_req, NULL),
-        BODY(FETCH_SNAPSHOT_RESPONSE, fetch_snapshot_response, RAFT_MSG_FETCH_SNAPSHOT_RESP,
+        WIRE_BODY(FETCH_SNAPSHOT_RESPONSE, fetch_snapshot_response, RAFT_MSG_FETCH_SNAPSHOT_RESP,
              enc_snap_resp, dec_snap_resp, check_snap_resp, put_chunk)},
     [WIRE_API_DESCRIBE_QUORUM] = {"DescribeQuorum",
-        BODY(DESCRIBE_QUORUM_REQUEST, describe_quorum_request, 0, NULL, NULL, NULL, NULL),
-        BODY(DESCRIBE_QUORUM_RESPONSE, describe_quorum_response, 0, enc_describe_resp,
+        WIRE_BODY(DESCRIBE_QUORUM_REQUEST, describe_quorum_request, 0, NULL, NULL, NULL, NULL),
+        WIRE_BODY(DESCRIBE_QUORUM_RESPONSE, describe_quorum_response, 0, enc_describe_resp,
              dec_describe_resp, check_describe_resp, NULL)},
 };
 
 uint32_t wire_api_for_raft(raft_msg_type_t t)
 {
     for (uint32_t api = 1; api < WIRE_API_MAX_; api++)
-        if (t != 0 && (api_table[api].req.raft_type == t || api_table[api].resp.raft_type == t))
+        if (t != 0 && (api_ops(api)->req.raft_type == t || api_ops(api)->resp.raft_type == t))
             return api;
     return 0;
+}
+
+/* Fields whose "none" is -1 start as none, like leader_id. */
+static void init_request_nones(wire_msg_t *m)
+{
+    switch (m->api) {
+    case WIRE_API_BROKER_HEARTBEAT:
+        m->body.broker_heartbeat.metadata_offset = -1;
+        break;
+    case WIRE_API_CREATE_TOPIC:
+        m->body.create_topic.partitions = -1;
+        m->body.create_topic.replication_factor = -1;
+        break;
+    case WIRE_API_PRODUCE:
+        m->body.produce.leader_epoch = WIRE_NO_EPOCH;
+        break;
+    case WIRE_API_FETCH:
+        m->body.fetch.replica_id = -1;
+        m->body.fetch.broker_epoch = -1;
+        m->body.fetch.leader_epoch = WIRE_NO_EPOCH;
+        m->body.fetch.last_fetched_epoch = -1;
+        break;
+    case WIRE_API_LIST_OFFSETS:
+        m->body.list_offsets.timestamp = WIRE_OFFSET_LATEST;
+        m->body.list_offsets.leader_epoch = WIRE_NO_EPOCH;
+        break;
+    }
+}
+
+static void init_response_nones(wire_msg_t *m)
+{
+    switch (m->api) {
+    case WIRE_API_DESCRIBE_QUORUM:
+        m->body.describe_quorum.leader_id = -1;
+        break;
+    case WIRE_API_METADATA:
+        m->body.metadata_resp.controller_id = -1;
+        m->body.metadata_resp.metadata_offset = -1;
+        break;
+    case WIRE_API_FETCH:
+        m->body.fetch_resp.diverging_epoch = -1;
+        m->body.fetch_resp.diverging_end_offset = -1;
+        break;
+    }
 }
 
 void wire_msg_init(wire_msg_t *m, uint32_t api, bool response, uint64_t correlation_id)
@@ -668,15 +657,16 @@ void wire_msg_init(wire_msg_t *m, uint32_t api, bool response, uint64_t correlat
             r->u.fetch_resp.diverging_end_offset = -1;
             r->u.fetch_resp.snapshot_id = (raft_snapshot_id_t){-1, -1};
         }
-    } else if (api == WIRE_API_DESCRIBE_QUORUM && response) {
-        m->body.describe_quorum.leader_id = -1;
+        return;
     }
+    if (response) init_response_nones(m);
+    else init_request_nones(m);
 }
 
 void wire_msg_from_raft(wire_msg_t *m, const raft_msg_t *r, uint64_t correlation_id)
 {
     uint32_t api = wire_api_for_raft(r->type);
-    wire_msg_init(m, api, api && api_table[api].resp.raft_type == r->type, correlation_id);
+    wire_msg_init(m, api, api && api_ops(api)->resp.raft_type == r->type, correlation_id);
     m->body.raft = *r;
 }
 
@@ -684,7 +674,7 @@ void wire_msg_from_raft(wire_msg_t *m, const raft_msg_t *r, uint64_t correlation
 static bool check_body(const wire_msg_t *m, const wire_body_ops_t *ops)
 {
     if (ops->raft_type) {
-        CHECK(m->body.raft.type == ops->raft_type, "Raft message %d does not belong to %s %s",
+        WIRE_CHECK(m->body.raft.type == ops->raft_type, "Raft message %d does not belong to %s %s",
               m->body.raft.type, wire_api_name(m->api), m->response ? "response" : "request");
         if (!check_raft_common(&m->body.raft, m->response)) return false;
     }
@@ -693,16 +683,16 @@ static bool check_body(const wire_msg_t *m, const wire_body_ops_t *ops)
 
 static bool check_header(const wire_msg_t *m)
 {
-    CHECK(m->error <= 0, "error code %" PRId32 " positive", m->error);
-    CHECK(m->response || m->error == 0, "error code %" PRId32 " on a request", m->error);
-    CHECK(m->leader_id >= -1 && m->leader_port >= 0 && m->leader_port <= 65535,
+    WIRE_CHECK(m->error <= 0, "error code %" PRId32 " positive", m->error);
+    WIRE_CHECK(m->response || m->error == 0, "error code %" PRId32 " on a request", m->error);
+    WIRE_CHECK(m->leader_id >= -1 && m->leader_port >= 0 && m->leader_port <= 65535,
           "leader hint %" PRId32 " port %" PRId32 " invalid", m->leader_id, m->leader_port);
     return true;
 }
 
 /* ---- encode ----------------------------------------------------------------------------- */
 
-static int encode_into(const wire_msg_t *m, kl_buf_t *out, enc_scratch_t *s)
+static int encode_into(const wire_msg_t *m, kl_buf_t *out, wire_scratch_t *s)
 {
     Keel__Header h = KEEL__HEADER__INIT;
     /* An error response is the header alone, so it can answer any api/version. */
@@ -710,12 +700,12 @@ static int encode_into(const wire_msg_t *m, kl_buf_t *out, enc_scratch_t *s)
     const wire_body_ops_t *ops = body_ops(m->api, m->response);
     if (!check_header(m)) return KL_EINVAL;
     if (with_body) {
-        if (!ops) return fail(KL_EINVAL, "cannot encode unknown api %" PRIu32, m->api);
+        if (!ops) return wire_fail(KL_EINVAL, "cannot encode unknown api %" PRIu32, m->api);
         if (m->version > WIRE_MAX_VERSION)
-            return fail(KL_EINVAL, "cannot encode %s version %" PRIu32, wire_api_name(m->api), m->version);
+            return wire_fail(KL_EINVAL, "cannot encode %s version %" PRIu32, wire_api_name(m->api), m->version);
         if (!check_body(m, ops)) return KL_EINVAL;
         if (m->payload_len && !ops->put_payload)
-            return fail(KL_EINVAL, "%s carries no payload", wire_api_name(m->api));
+            return wire_fail(KL_EINVAL, "%s carries no payload", wire_api_name(m->api));
     }
     int rc = 0;
     h.api = m->api;
@@ -731,7 +721,7 @@ static int encode_into(const wire_msg_t *m, kl_buf_t *out, enc_scratch_t *s)
     if (rc) return rc;
     if (with_body) {
         protobuf_c_message_init(ops->desc, &s->body);
-        if (ops->enc) ops->enc(m, &s->body.base, s);
+        if (ops->enc && (rc = ops->enc(m, &s->body.base, s)) != 0) return rc;
         body_set(&h, ops->body_case, &s->body.base);
         if (ops->raft_type) {
             enc_raft_common(&m->body.raft, &s->raft);
@@ -740,9 +730,9 @@ static int encode_into(const wire_msg_t *m, kl_buf_t *out, enc_scratch_t *s)
     }
 
     size_t hlen = keel__header__get_packed_size(&h), start = out->len;
-    if (hlen > WIRE_MAX_HEADER) return fail(KL_ETOOBIG, "header of %zu bytes over %u", hlen, WIRE_MAX_HEADER);
+    if (hlen > WIRE_MAX_HEADER) return wire_fail(KL_ETOOBIG, "header of %zu bytes over %u", hlen, WIRE_MAX_HEADER);
     if ((rc = kl_buf_reserve(out, WIRE_MIN_FRAME + hlen)) != 0)
-        return fail(rc, "cannot buffer a %zu-byte header: %s", hlen, kl_strerror(rc));
+        return wire_fail(rc, "cannot buffer a %zu-byte header: %s", hlen, kl_strerror(rc));
     size_t packed = keel__header__pack(&h, out->data + start + WIRE_MIN_FRAME);
     KL_ASSERT(packed == hlen);
     kl_put_be32(out->data + start + WIRE_LEN_PREFIX, (uint32_t)hlen);
@@ -753,7 +743,7 @@ static int encode_into(const wire_msg_t *m, kl_buf_t *out, enc_scratch_t *s)
     }
     if (out->len - start - WIRE_LEN_PREFIX > UINT32_MAX) {
         out->len = start;
-        return fail(KL_ETOOBIG, "frame over 4 GiB");
+        return wire_fail(KL_ETOOBIG, "frame over 4 GiB");
     }
     kl_put_be32(out->data + start, (uint32_t)(out->len - start - WIRE_LEN_PREFIX));
     return 0;
@@ -761,11 +751,37 @@ static int encode_into(const wire_msg_t *m, kl_buf_t *out, enc_scratch_t *s)
 
 int wire_encode(const wire_msg_t *m, kl_buf_t *out)
 {
-    enc_scratch_t *s = malloc(sizeof *s); /* ~5 KiB: too much for a libevent callback's stack */
-    if (!s) return fail(KL_ENOMEM, "no memory to encode");
+    wire_scratch_t *s = malloc(sizeof *s); /* ~10 KiB: too much for a libevent callback's stack */
+    if (!s) return wire_fail(KL_ENOMEM, "no memory to encode");
+    memset(s->heap, 0, sizeof s->heap);
     int rc = encode_into(m, out, s);
+    for (int i = 0; i < WIRE_SCRATCH_BLOCKS; i++) free(s->heap[i]);
     free(s);
     return rc;
+}
+
+/* A zeroed array in the first free slot; NULL on overflow or no memory. The
+ * slot counts are sized for the largest message, so running out is a bug. */
+static void *alloc_block(void **slots, int n_slots, size_t n, size_t size, const char *who)
+{
+    int i = 0;
+    while (i < n_slots && slots[i]) i++;
+    KL_ASSERT(i < n_slots);
+    if (size && n > SIZE_MAX / size) slots[i] = NULL;
+    else slots[i] = calloc(n ? n : 1, size ? size : 1);
+    if (!slots[i]) wire_fail(KL_ENOMEM, "no memory for %zu %s elements", n, who);
+    return slots[i];
+}
+
+void *wire_scratch_alloc(wire_scratch_t *s, size_t n, size_t size)
+{
+    return alloc_block(s->heap, WIRE_SCRATCH_BLOCKS, n, size, "encoder");
+}
+
+void *wire_owned_alloc(wire_msg_t *m, size_t n, size_t size)
+{
+    wire_decoded_t *d = m->owned_;
+    return alloc_block(d->blocks, WIRE_DECODED_BLOCKS, n, size, "decoded");
 }
 
 /* ---- decode ---------------------------------------------------------------------------- */
@@ -782,16 +798,16 @@ static int from_header(const Keel__Header *h, wire_msg_t *m)
     /* The strings come first: an error response for an api or version we do
      * not know still carries its text and leader hint to the caller. */
     int rc;
-    if ((rc = copy_str(m->error_message, sizeof m->error_message, h->error_message, "error_message")) ||
-        (rc = copy_str(m->leader_host, sizeof m->leader_host, h->leader_host, "leader_host")) ||
-        (rc = copy_str(m->cluster_id, sizeof m->cluster_id, h->cluster_id, "cluster_id")))
+    if ((rc = wire_copy_str(m->error_message, sizeof m->error_message, h->error_message, "error_message")) ||
+        (rc = wire_copy_str(m->leader_host, sizeof m->leader_host, h->leader_host, "leader_host")) ||
+        (rc = wire_copy_str(m->cluster_id, sizeof m->cluster_id, h->cluster_id, "cluster_id")))
         return rc;
     const wire_body_ops_t *ops = body_ops(m->api, m->response);
     if (!ops)
-        return fail(KL_EUNKNOWNAPI, "unknown api %" PRIu32 " (correlation id %" PRIu64 ")", m->api,
+        return wire_fail(KL_EUNKNOWNAPI, "unknown api %" PRIu32 " (correlation id %" PRIu64 ")", m->api,
                     m->correlation_id);
     if (m->version > WIRE_MAX_VERSION)
-        return fail(KL_EUNSUPPORTED, "%s version %" PRIu32 " above %d (correlation id %" PRIu64 ")",
+        return wire_fail(KL_EUNSUPPORTED, "%s version %" PRIu32 " above %d (correlation id %" PRIu64 ")",
                     wire_api_name(m->api), m->version, WIRE_MAX_VERSION, m->correlation_id);
     if (!check_header(m)) return KL_EPROTO;
     if (ops->raft_type) m->body.raft.type = ops->raft_type;
@@ -799,17 +815,17 @@ static int from_header(const Keel__Header *h, wire_msg_t *m)
     const char *dir = m->response ? "response" : "request";
     if (m->response && m->error != 0) {
         if (h->body_case != KEEL__HEADER__BODY__NOT_SET || h->raft || m->payload_len)
-            return fail(KL_EPROTO, "%s error response carries a body", wire_api_name(m->api));
+            return wire_fail(KL_EPROTO, "%s error response carries a body", wire_api_name(m->api));
         return 0;
     }
     if (h->body_case != ops->body_case)
-        return fail(KL_EPROTO, "%s %s with body %d, expected %d", wire_api_name(m->api), dir,
+        return wire_fail(KL_EPROTO, "%s %s with body %d, expected %d", wire_api_name(m->api), dir,
                     (int)h->body_case, (int)ops->body_case);
     if (!ops->raft_type != !h->raft)
-        return fail(KL_EPROTO, "%s %s %s Raft fields", wire_api_name(m->api), dir,
+        return wire_fail(KL_EPROTO, "%s %s %s Raft fields", wire_api_name(m->api), dir,
                     h->raft ? "with unexpected" : "without");
     if (m->payload_len && !ops->put_payload)
-        return fail(KL_EPROTO, "%s %s with a %zu-byte payload", wire_api_name(m->api), dir, m->payload_len);
+        return wire_fail(KL_EPROTO, "%s %s with a %zu-byte payload", wire_api_name(m->api), dir, m->payload_len);
     if (ops->raft_type && (rc = dec_raft_common(h->raft, &m->body.raft)) != 0) return rc;
     if (ops->dec && (rc = ops->dec(body_get(h), m)) != 0) return rc;
     return check_body(m, ops) ? 0 : KL_EPROTO;
@@ -818,19 +834,19 @@ static int from_header(const Keel__Header *h, wire_msg_t *m)
 static int decode(wire_decoded_t *d, size_t frame_len)
 {
     const uint8_t *f = d->frame;
-    if (frame_len < WIRE_MIN_FRAME) return fail(KL_EPROTO, "frame of %zu bytes is too short", frame_len);
+    if (frame_len < WIRE_MIN_FRAME) return wire_fail(KL_EPROTO, "frame of %zu bytes is too short", frame_len);
     if (kl_get_be32(f) != frame_len - WIRE_LEN_PREFIX)
-        return fail(KL_EPROTO, "frame announces %" PRIu32 " bytes, has %zu", kl_get_be32(f),
+        return wire_fail(KL_EPROTO, "frame announces %" PRIu32 " bytes, has %zu", kl_get_be32(f),
                     frame_len - WIRE_LEN_PREFIX);
     uint32_t hlen = kl_get_be32(f + WIRE_LEN_PREFIX);
-    if (hlen > WIRE_MAX_HEADER) return fail(KL_EPROTO, "header length %" PRIu32 " over %u", hlen, WIRE_MAX_HEADER);
+    if (hlen > WIRE_MAX_HEADER) return wire_fail(KL_EPROTO, "header length %" PRIu32 " over %u", hlen, WIRE_MAX_HEADER);
     if (hlen > frame_len - WIRE_MIN_FRAME)
-        return fail(KL_EPROTO, "header length %" PRIu32 " past the frame end (%zu bytes left)", hlen,
+        return wire_fail(KL_EPROTO, "header length %" PRIu32 " past the frame end (%zu bytes left)", hlen,
                     frame_len - WIRE_MIN_FRAME);
     d->msg.payload_len = frame_len - WIRE_MIN_FRAME - hlen;
     d->msg.payload = d->msg.payload_len ? f + WIRE_MIN_FRAME + hlen : NULL;
     Keel__Header *h = keel__header__unpack(NULL, hlen, f + WIRE_MIN_FRAME);
-    if (!h) return fail(KL_EPROTO, "header of %" PRIu32 " bytes is not a valid protobuf", hlen);
+    if (!h) return wire_fail(KL_EPROTO, "header of %" PRIu32 " bytes is not a valid protobuf", hlen);
     int rc = from_header(h, &d->msg);
     keel__header__free_unpacked(h, NULL);
     return rc;
@@ -842,7 +858,7 @@ int wire_decode(uint8_t *frame, size_t frame_len, wire_msg_t **out)
     wire_decoded_t *d = calloc(1, sizeof *d);
     if (!d) {
         free(frame);
-        return fail(KL_ENOMEM, "no memory to decode");
+        return wire_fail(KL_ENOMEM, "no memory to decode");
     }
     d->frame = frame;
     d->msg.owned_ = d;
@@ -862,5 +878,6 @@ void wire_msg_free(wire_msg_t *m)
     KL_ASSERT(d && &d->msg == m); /* only messages from wire_decode */
     free(d->frame);
     free(d->entries);
+    for (int i = 0; i < WIRE_DECODED_BLOCKS; i++) free(d->blocks[i]);
     free(d);
 }

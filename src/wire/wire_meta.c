@@ -485,3 +485,104 @@ int wire_meta_decode_image(const uint8_t *p, size_t len, wire_meta_image_t *out)
     *out = img;
     return 0;
 }
+
+/* ---- the metadata image over the log ------------------------------------------- */
+
+/* Snapshot payload: "KMIS", u32 BE version, u32 BE record count, then per
+ * record a u32 BE length and the MetadataRecord. The count makes a cut-off
+ * snapshot detectable even at a record boundary. */
+#define WIRE_META_SNAPSHOT_MAGIC "KMIS"
+#define WIRE_META_SNAPSHOT_VERSION 1u
+#define WIRE_META_SNAPSHOT_HEAD 12u
+#define WIRE_META_MAX_RECORD_BYTES (64u * 1024u) /* the largest record (16 configs) is ~6 KiB */
+
+__attribute__((format(printf, 4, 5))) static int say(int code, char *why, size_t why_len, const char *fmt, ...)
+{
+    if (why && why_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, why_len, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int wire_meta_apply_entry(meta_image_t *img, const raft_entry_t *e, char *why, size_t why_len)
+{
+    if (e->control) return 0; /* a leader-change marker of the Raft log, not a record */
+    wire_meta_store_t store;
+    meta_record_t rec;
+    if (wire_meta_decode_record_full(e->data, e->len, &rec, &store))
+        return say(KL_ECORRUPT, why, why_len, "metadata entry at offset %lld: %s", (long long)e->offset, store.why);
+    if (rec.type == META_REC_NO_OP) return 0;
+    int rc = meta_image_apply(img, &rec, e->offset);
+    if (rc)
+        return say(rc, why, why_len, "%s record at offset %lld does not apply: %s", meta_record_type_name((int)rec.type),
+                   (long long)e->offset, meta_image_error(img));
+    return 0;
+}
+
+int wire_meta_encode_snapshot(const meta_image_t *img, kl_buf_t *out)
+{
+    meta_records_t recs;
+    meta_records_init(&recs);
+    size_t start = out->len;
+    int rc = meta_image_to_records(img, &recs);
+    if (rc == 0) rc = kl_buf_append(out, WIRE_META_SNAPSHOT_MAGIC, 4);
+    if (rc == 0) rc = kl_buf_append_be32(out, WIRE_META_SNAPSHOT_VERSION);
+    if (rc == 0) rc = kl_buf_append_be32(out, (uint32_t)recs.n);
+    for (int i = 0; rc == 0 && i < recs.n; i++) {
+        size_t at = out->len;
+        if ((rc = kl_buf_append_be32(out, 0)) || (rc = wire_meta_encode_record(&recs.recs[i], out))) break;
+        size_t n = out->len - at - 4;
+        if (n > WIRE_META_MAX_RECORD_BYTES) rc = KL_EINVAL; /* the decoder would refuse it */
+        else kl_put_be32(out->data + at, (uint32_t)n);
+    }
+    meta_records_free(&recs);
+    if (rc) out->len = start;
+    return rc;
+}
+
+int wire_meta_decode_snapshot(const uint8_t *p, size_t len, meta_image_t **out, char *why, size_t why_len)
+{
+    *out = NULL;
+    if (len < WIRE_META_SNAPSHOT_HEAD || memcmp(p, WIRE_META_SNAPSHOT_MAGIC, 4) != 0)
+        return say(KL_ECORRUPT, why, why_len, "not a metadata snapshot (%zu bytes)", len);
+    uint32_t version = kl_get_be32(p + 4), count = kl_get_be32(p + 8);
+    if (version != WIRE_META_SNAPSHOT_VERSION)
+        return say(KL_ECORRUPT, why, why_len, "metadata snapshot version %u, this build reads %u", (unsigned)version,
+                   WIRE_META_SNAPSHOT_VERSION);
+    if (count > META_MAX_RECORDS)
+        return say(KL_ECORRUPT, why, why_len, "metadata snapshot of %u records, over %d", (unsigned)count,
+                   META_MAX_RECORDS);
+    meta_image_t *img = meta_image_new();
+    if (!img) return say(KL_ENOMEM, why, why_len, "no memory for a metadata image");
+    size_t pos = WIRE_META_SNAPSHOT_HEAD;
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < count; i++) {
+        uint32_t n = len - pos >= 4 ? kl_get_be32(p + pos) : UINT32_MAX;
+        if (n > WIRE_META_MAX_RECORD_BYTES || n > len - pos - 4) {
+            rc = say(KL_ECORRUPT, why, why_len, "snapshot record %u of %u truncated or oversized", (unsigned)i,
+                     (unsigned)count);
+            break;
+        }
+        wire_meta_store_t store;
+        meta_record_t rec;
+        if (wire_meta_decode_record_full(p + pos + 4, n, &rec, &store))
+            rc = say(KL_ECORRUPT, why, why_len, "snapshot record %u: %s", (unsigned)i, store.why);
+        else if (rec.type == META_REC_REGISTER_BROKER && rec.u.reg.broker_epoch < 0)
+            rc = say(KL_ECORRUPT, why, why_len, "snapshot record %u: registration without its epoch", (unsigned)i);
+        else if ((rc = meta_image_apply(img, &rec, (int64_t)i)) != 0)
+            rc = say(rc == KL_ENOMEM ? rc : KL_ECORRUPT, why, why_len, "snapshot record %u (%s) does not apply: %s", (unsigned)i,
+                     meta_record_type_name((int)rec.type), meta_image_error(img));
+        pos += 4 + (size_t)n;
+    }
+    if (rc == 0 && pos != len)
+        rc = say(KL_ECORRUPT, why, why_len, "%zu bytes after the last snapshot record", len - pos);
+    if (rc) {
+        meta_image_free(img);
+        return rc;
+    }
+    *out = img;
+    return 0;
+}
