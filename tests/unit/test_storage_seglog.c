@@ -1,5 +1,6 @@
-/* test_storage_seglog.c — segmented log: recovery of torn and corrupt tails, index lookups over many segments, reads, truncation, retention. */
+/* test_storage_seglog.c — segmented log: recovery of torn and corrupt tails, index lookups over many segments, reads, truncation, retention, segment listing and header scans. */
 #include <check.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -559,6 +560,198 @@ START_TEST(reset_drops_everything_and_restarts_at_the_new_offset)
 }
 END_TEST
 
+START_TEST(segment_info_lists_contiguous_segments_whose_sizes_match_their_files)
+{
+    seglog_config_t c = small_config();
+    seglog_t *sl = open_log(&c);
+    append_batches(sl, 60, NULL);
+    int n = seglog_segment_count(sl);
+    ck_assert_int_gt(n, 5);
+    int64_t next = seglog_start_offset(sl);
+    for (int i = 0; i < n; i++) {
+        seglog_segment_info_t s;
+        seglog_segment_info(sl, i, &s);
+        ck_assert_int_eq(s.base, next);
+        ck_assert_int_gt(s.end, s.base);
+        char p[256];
+        seg_file(s.base, ".log", p, sizeof p);
+        ck_assert_int_eq((off_t)s.size, file_size(p));
+        next = s.end;
+    }
+    ck_assert_int_eq(next, seglog_end_offset(sl));
+    seglog_close(sl);
+}
+END_TEST
+
+#define TS_BATCHES 50
+
+/* Batch i: 3 records at offset i*3, timestamps t(i) + {0, 700, 300}; returns its maxTimestamp. */
+static int64_t append_ts_batch(seglog_t *sl, int i)
+{
+    int64_t t = 1700000000000LL + ((i * 7919) % 100) * 1000; /* not in order */
+    kl_buf_t buf;
+    kl_buf_init(&buf, 0);
+    recbatch_builder_t b;
+    recbatch_meta_t m = recbatch_meta(seglog_end_offset(sl), 1, 0);
+    m.base_timestamp = t;
+    ck_assert_int_eq(recbatch_begin(&b, &buf, &m), 0);
+    const int64_t deltas[3] = {0, 700, 300};
+    for (int k = 0; k < 3; k++)
+        ck_assert_int_eq(recbatch_add(&b, deltas[k], NULL, -1, "value-value", 11, NULL, 0), 0);
+    ck_assert_int_eq(recbatch_finish(&b), 0);
+    ck_assert_int_eq(seglog_append(sl, buf.data, buf.len), 0);
+    kl_buf_free(&buf);
+    return t + 700;
+}
+
+/* Every segment's max timestamp is the newest of the batches it holds (by offset / 3). */
+static void check_segment_times(seglog_t *sl, const int64_t *batch_ts)
+{
+    for (int i = 0; i < seglog_segment_count(sl); i++) {
+        seglog_segment_info_t s;
+        seglog_segment_info(sl, i, &s);
+        int64_t want = SEGLOG_NO_TIMESTAMP, max_ts, mtime;
+        for (int64_t off = s.base; off < s.end; off += 3)
+            if (batch_ts[off / 3] > want) want = batch_ts[off / 3];
+        ck_assert_int_eq(seglog_segment_times(sl, i, &max_ts, &mtime), 0);
+        ck_assert_int_eq(max_ts, want);
+        char p[256];
+        struct stat st;
+        seg_file(s.base, ".log", p, sizeof p);
+        ck_assert_int_eq(stat(p, &st), 0);
+        ck_assert_int_eq(mtime, (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000);
+    }
+}
+
+START_TEST(segment_times_give_the_newest_batch_timestamp_after_appends_reopen_and_truncation)
+{
+    seglog_config_t c = small_config();
+    seglog_t *sl = open_log(&c);
+    int64_t batch_ts[TS_BATCHES];
+    int64_t max_ts, mtime;
+    ck_assert_int_eq(seglog_segment_times(sl, 0, &max_ts, &mtime), 0);
+    ck_assert_int_eq(max_ts, SEGLOG_NO_TIMESTAMP);
+    for (int i = 0; i < TS_BATCHES; i++) batch_ts[i] = append_ts_batch(sl, i);
+    ck_assert_int_gt(seglog_segment_count(sl), 5);
+    check_segment_times(sl, batch_ts);
+    seglog_close(sl);
+    sl = open_log(&c); /* sealed segments: read back from the headers */
+    check_segment_times(sl, batch_ts);
+    /* Cut off a sealed segment's last batch where that batch was its newest. */
+    seglog_segment_info_t s;
+    int i = 0;
+    for (;; i++) {
+        ck_assert_int_lt(i, seglog_segment_count(sl) - 1);
+        seglog_segment_info(sl, i, &s);
+        bool newest = s.end - s.base > 3;
+        for (int64_t off = s.base; off < s.end - 3; off += 3)
+            newest = newest && batch_ts[off / 3] < batch_ts[(s.end - 3) / 3];
+        if (newest) break;
+    }
+    ck_assert_int_eq(seglog_truncate_to(sl, s.end - 3), 0);
+    check_segment_times(sl, batch_ts);
+    ck_assert_int_eq(seglog_truncate_to(sl, s.base), 0);
+    ck_assert_int_eq(seglog_segment_times(sl, i, &max_ts, &mtime), 0);
+    ck_assert_int_eq(max_ts, SEGLOG_NO_TIMESTAMP);
+    seglog_close(sl);
+}
+END_TEST
+
+typedef struct hdr_seen {
+    int64_t next;
+    int n, stop_at;
+} hdr_seen_t;
+
+static int count_header(void *arg, const recbatch_header_t *h)
+{
+    hdr_seen_t *s = arg;
+    ck_assert_int_eq(h->base_offset, s->next);
+    s->next = recbatch_next_offset(h);
+    return ++s->n == s->stop_at ? 42 : 0;
+}
+
+/* Appends one batch of exactly `size` bytes. */
+static void append_batch_of_size(seglog_t *sl, size_t size)
+{
+    kl_buf_t one;
+    kl_buf_init(&one, 0);
+    for (int v = 0; v <= 512; v++) {
+        kl_buf_reset(&one);
+        make_batch(&one, seglog_end_offset(sl), 1, v);
+        if (one.len == size) {
+            ck_assert_int_eq(seglog_append(sl, one.data, one.len), 0);
+            kl_buf_free(&one);
+            return;
+        }
+    }
+    ck_abort_msg("no batch of %zu bytes", size);
+}
+
+START_TEST(scan_headers_visits_every_batch_in_offset_order)
+{
+    seglog_config_t c;
+    seglog_config_defaults(&c); /* one segment larger than the scan's read chunk */
+    seglog_t *sl = open_log(&c);
+    /* Batches up to a header that straddles the first 1 MiB read. */
+    const uint64_t mib = 1024u * 1024u;
+    seglog_segment_info_t s;
+    int count = 0;
+    for (;; count++) {
+        seglog_segment_info(sl, 0, &s);
+        if (mib - 30 - s.size <= 500) break;
+        kl_buf_t one;
+        kl_buf_init(&one, 0);
+        make_batch(&one, seglog_end_offset(sl), mib - 30 - s.size > 3000 ? 4 : 1, 100);
+        ck_assert_int_eq(seglog_append(sl, one.data, one.len), 0);
+        kl_buf_free(&one);
+    }
+    append_batch_of_size(sl, (size_t)(mib - 30 - s.size));
+    for (int i = 0; i < 100; i++, count++) append_batch_of_size(sl, 150 + (size_t)(i * 37) % 400);
+    count++;
+    seglog_segment_info(sl, 0, &s);
+    ck_assert_uint_gt(s.size, mib);
+    hdr_seen_t seen = {0, 0, 0};
+    ck_assert_int_eq(seglog_scan_headers(sl, count_header, &seen), 0);
+    ck_assert_int_eq(seen.n, count);
+    ck_assert_int_eq(seen.next, seglog_end_offset(sl));
+    hdr_seen_t stop = {0, 0, 10};
+    ck_assert_int_eq(seglog_scan_headers(sl, count_header, &stop), 42);
+    ck_assert_int_eq(stop.n, 10);
+    seglog_close(sl);
+
+    /* Many segments, after some went to retention. */
+    ck_assert_int_eq(fsutil_rm_rf(dir), 0);
+    c = small_config();
+    sl = open_log(&c);
+    append_batches(sl, 60, NULL);
+    ck_assert_int_eq(seglog_delete_before(sl, 30), 0);
+    seen = (hdr_seen_t){seglog_start_offset(sl), 0, 0};
+    ck_assert_int_gt(seen.next, 0);
+    ck_assert_int_eq(seglog_scan_headers(sl, count_header, &seen), 0);
+    ck_assert_int_eq(seen.next, seglog_end_offset(sl));
+    seglog_close(sl);
+}
+END_TEST
+
+START_TEST(scan_headers_reports_a_missing_middle_segment_as_corruption)
+{
+    seglog_config_t c = small_config();
+    seglog_t *sl = open_log(&c);
+    append_batches(sl, 60, NULL);
+    seglog_segment_info_t s;
+    seglog_segment_info(sl, 2, &s);
+    seglog_close(sl);
+    char p[256];
+    seg_file(s.base, ".log", p, sizeof p);
+    ck_assert_int_eq(unlink(p), 0);
+    sl = open_log(&c);
+    hdr_seen_t seen = {0, 0, 0};
+    ck_assert_int_eq(seglog_scan_headers(sl, count_header, &seen), KL_ECORRUPT);
+    ck_assert_int_eq(seen.next, s.base);
+    seglog_close(sl);
+}
+END_TEST
+
 START_TEST(configs_out_of_bounds_are_refused)
 {
     seglog_config_t c;
@@ -591,6 +784,11 @@ int main(void)
     tcase_add_test(tc, truncating_to_a_batch_boundary_drops_later_segments_and_appends_continue);
     tcase_add_test(tc, delete_before_removes_whole_older_segments_only);
     tcase_add_test(tc, reset_drops_everything_and_restarts_at_the_new_offset);
+    tcase_add_test(tc, segment_info_lists_contiguous_segments_whose_sizes_match_their_files);
+    tcase_add_test(tc,
+                   segment_times_give_the_newest_batch_timestamp_after_appends_reopen_and_truncation);
+    tcase_add_test(tc, scan_headers_visits_every_batch_in_offset_order);
+    tcase_add_test(tc, scan_headers_reports_a_missing_middle_segment_as_corruption);
     tcase_add_test(tc, configs_out_of_bounds_are_refused);
     suite_add_tcase(s, tc);
     return kl_tmpdir_run(s, "seglog");
