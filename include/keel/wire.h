@@ -16,7 +16,7 @@
 #define WIRE_LEN_PREFIX 4
 #define WIRE_MIN_FRAME 8 /* both length fields */
 #define WIRE_DEFAULT_MAX_FRAME (100u * 1024u * 1024u) /* socket.request.max.bytes */
-#define WIRE_MAX_HEADER (1u * 1024u * 1024u)          /* protobuf part of a frame */
+#define WIRE_MAX_HEADER (16u * 1024u * 1024u)         /* protobuf part of a frame (a whole-cluster Metadata answer is the largest) */
 #define WIRE_MAX_VERSION 0 /* every API is at version 0 today */
 #define WIRE_ERRMSG_LEN 160
 #define WIRE_HOST_LEN 256
@@ -352,7 +352,10 @@ void wire_msg_free(wire_msg_t *m);
  * decoding anything over a bound or not NUL-terminable is KL_EPROTO. */
 int wire_encode(const wire_msg_t *m, kl_buf_t *out);
 
-/* Convenience: initialise a message (zeroes, leader_id -1). */
+/* Convenience: initialise a message: zeroes, except leader_id and the
+ * body fields that mean "none" at -1 (fetch epochs and replica id, metadata
+ * controller and offset, create-topic counts, produce/list-offsets epochs,
+ * heartbeat metadata offset); list-offsets timestamp starts at LATEST. */
 void wire_msg_init(wire_msg_t *m, uint32_t api, bool response, uint64_t correlation_id);
 
 /* Maps a raft message type to its API number (0 for an invalid type); the

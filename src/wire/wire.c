@@ -1,4 +1,4 @@
-/* wire.c — frame splitting and the protobuf-c codec of every API (DESIGN.md §5). */
+/* wire.c — frame splitting, header encode/decode and the per-API table, with the ApiVersions, Raft and DescribeQuorum codecs (DESIGN.md §5). */
 #include "keel/wire.h"
 
 #include <inttypes.h>

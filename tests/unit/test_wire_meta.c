@@ -1,4 +1,4 @@
-/* test_wire_meta.c — metadata-log record values and controller snapshot images round trip; junk is refused. */
+/* test_wire_meta.c — metadata-log records, image snapshots and log entries round trip into the image; junk is refused. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -510,6 +510,332 @@ START_TEST(image_out_of_range_is_refused_both_ways)
 }
 END_TEST
 
+/* ---- the image over the log: apply_entry and snapshots ------------------------- */
+
+/* Encodes rec as the committed entry at offset (the buffer owns the bytes). */
+static raft_entry_t entry_of(const meta_record_t *rec, int64_t offset, kl_buf_t *b)
+{
+    kl_buf_init(b, 0);
+    ck_assert_int_eq(wire_meta_encode_record(rec, b), 0);
+    return (raft_entry_t){.offset = offset, .epoch = 1, .len = (uint32_t)b->len, .data = b->data};
+}
+
+static void apply_ok(meta_image_t *img, const meta_record_t *rec, int64_t offset)
+{
+    kl_buf_t b;
+    raft_entry_t e = entry_of(rec, offset, &b);
+    char why[META_MSG_LEN] = "";
+    int rc = wire_meta_apply_entry(img, &e, why, sizeof why);
+    ck_assert_msg(rc == 0, "apply %s: %s (%s)", meta_record_type_name((int)rec->type), kl_errname(rc), why);
+    kl_buf_free(&b);
+}
+
+static meta_listener_t img_listeners[2];
+static meta_config_t img_configs[2];
+
+/* Brokers (active, shutting down), a topic with configs and partitions
+ * (one changed to offline), a topic without configs, a cluster config and a
+ * producer-id block, all folded in through wire_meta_apply_entry. */
+static meta_image_t *sample_image(void)
+{
+    meta_image_t *img = meta_image_new();
+    ck_assert_ptr_nonnull(img);
+    ck_assert_int_eq(meta_listener_set(&img_listeners[0], "PLAINTEXT", "broker-1", 9092), 0);
+    ck_assert_int_eq(meta_listener_set(&img_listeners[1], "INTERNAL", "10.0.0.2", 9093), 0);
+    strcpy(img_configs[0].key, META_CFG_RETENTION_MS);
+    strcpy(img_configs[0].value, "86400000");
+    strcpy(img_configs[1].key, META_CFG_MIN_INSYNC_REPLICAS);
+    strcpy(img_configs[1].value, "1");
+    int64_t off = 10;
+    meta_record_t r;
+    for (int32_t id = 1; id <= 2; id++) {
+        memset(&r, 0, sizeof r);
+        r.type = META_REC_REGISTER_BROKER;
+        r.u.reg = (meta_register_broker_t){.broker_id = id, .broker_epoch = META_EPOCH_FROM_OFFSET,
+                                           .listeners = img_listeners, .n_listeners = id};
+        memcpy(r.u.reg.incarnation, id == 1 ? UUID_A : UUID_B, KL_UUID_LEN);
+        if (id == 2) strcpy(r.u.reg.rack, "rack-b");
+        apply_ok(img, &r, off++);
+    }
+    memset(&r, 0, sizeof r);
+    r.type = META_REC_UNFENCE_BROKER;
+    r.u.broker = (meta_broker_ref_t){1, 10};
+    apply_ok(img, &r, off++);
+    r.u.broker = (meta_broker_ref_t){2, 11};
+    apply_ok(img, &r, off++);
+    r.type = META_REC_SHUTDOWN_BROKER;
+    apply_ok(img, &r, off++);
+    memset(&r, 0, sizeof r);
+    r.type = META_REC_TOPIC;
+    strcpy(r.u.topic.name, "orders");
+    memcpy(r.u.topic.uuid, UUID_A, KL_UUID_LEN);
+    r.u.topic.configs = img_configs;
+    r.u.topic.n_configs = 2;
+    apply_ok(img, &r, off++);
+    strcpy(r.u.topic.name, "logs");
+    memcpy(r.u.topic.uuid, UUID_B, KL_UUID_LEN);
+    r.u.topic.n_configs = 0;
+    apply_ok(img, &r, off++);
+    for (int i = 0; i < 3; i++) {
+        memset(&r, 0, sizeof r);
+        r.type = META_REC_PARTITION;
+        meta_partition_t *p = &r.u.partition;
+        memcpy(p->topic, i < 2 ? UUID_A : UUID_B, KL_UUID_LEN);
+        p->partition = i < 2 ? i : 0;
+        p->replicas[0] = p->isr[0] = p->leader = i == 1 ? 2 : 1;
+        p->replicas[1] = p->isr[1] = i == 1 ? 1 : 2;
+        p->n_replicas = p->n_isr = 2;
+        apply_ok(img, &r, off++);
+    }
+    memset(&r, 0, sizeof r);
+    r.type = META_REC_PARTITION_CHANGE;
+    r.u.change = (meta_partition_change_t){.partition = 1, .leader = META_NO_LEADER, .n_isr = -1, .n_replicas = -1};
+    memcpy(r.u.change.topic, UUID_A, KL_UUID_LEN);
+    apply_ok(img, &r, off++);
+    memset(&r, 0, sizeof r);
+    r.type = META_REC_CONFIG;
+    r.u.config.resource = META_CONFIG_CLUSTER;
+    strcpy(r.u.config.key, META_CFG_SEGMENT_BYTES);
+    strcpy(r.u.config.value, "1048576");
+    apply_ok(img, &r, off++);
+    memset(&r, 0, sizeof r);
+    r.type = META_REC_PRODUCER_IDS;
+    r.u.producer_ids = (meta_producer_ids_t){.broker_id = 1, .first_id = 0, .size = 1000};
+    apply_ok(img, &r, off++);
+    ck_assert_int_eq(meta_image_broker_count(img), 2);
+    ck_assert_int_eq(meta_image_topic_count(img), 2);
+    return img;
+}
+
+static void snapshot_of(const meta_image_t *img, kl_buf_t *b)
+{
+    kl_buf_init(b, 0);
+    int rc = wire_meta_encode_snapshot(img, b);
+    ck_assert_msg(rc == 0, "encode snapshot: %s", kl_errname(rc));
+}
+
+/* Record lists equal record by record, compared through their encodings. */
+static void records_equal(const meta_image_t *a, const meta_image_t *b)
+{
+    meta_records_t ra, rb;
+    meta_records_init(&ra);
+    meta_records_init(&rb);
+    ck_assert_int_eq(meta_image_to_records(a, &ra), 0);
+    ck_assert_int_eq(meta_image_to_records(b, &rb), 0);
+    ck_assert_int_eq(ra.n, rb.n);
+    for (int i = 0; i < ra.n; i++) {
+        kl_buf_t x, y;
+        kl_buf_init(&x, 0);
+        kl_buf_init(&y, 0);
+        ck_assert_int_eq(wire_meta_encode_record(&ra.recs[i], &x), 0);
+        ck_assert_int_eq(wire_meta_encode_record(&rb.recs[i], &y), 0);
+        ck_assert_msg(x.len == y.len && memcmp(x.data, y.data, x.len) == 0, "record %d (%s) differs", i,
+                      meta_record_type_name((int)ra.recs[i].type));
+        kl_buf_free(&x);
+        kl_buf_free(&y);
+    }
+    meta_records_free(&ra);
+    meta_records_free(&rb);
+}
+
+START_TEST(snapshot_round_trips_brokers_topics_configs_partitions_and_producer_ids)
+{
+    meta_image_t *img = sample_image();
+    kl_buf_t b;
+    snapshot_of(img, &b);
+    meta_image_t *out = NULL;
+    char why[META_MSG_LEN] = "";
+    int rc = wire_meta_decode_snapshot(b.data, b.len, &out, why, sizeof why);
+    ck_assert_msg(rc == 0, "decode snapshot: %s (%s)", kl_errname(rc), why);
+    ck_assert(meta_image_equal(img, out));
+    records_equal(img, out);
+    ck_assert_int_eq(meta_image_broker(out, 2)->epoch, 11); /* explicit epochs, not the replay's offsets */
+    ck_assert_int_eq(meta_image_next_producer_id(out), 1000);
+    ck_assert_int_eq(meta_image_cluster_config_count(out), 1);
+    kl_buf_t again; /* and the decoded image snapshots to the same bytes */
+    snapshot_of(out, &again);
+    ck_assert_uint_eq(again.len, b.len);
+    ck_assert_mem_eq(again.data, b.data, b.len);
+    kl_buf_free(&again);
+    meta_image_free(out);
+    meta_image_free(img);
+    kl_buf_free(&b);
+
+    img = meta_image_new(); /* the empty image too */
+    ck_assert_ptr_nonnull(img);
+    snapshot_of(img, &b);
+    ck_assert_int_eq(wire_meta_decode_snapshot(b.data, b.len, &out, NULL, 0), 0);
+    ck_assert(meta_image_equal(img, out));
+    ck_assert_int_eq(meta_image_broker_count(out), 0);
+    meta_image_free(out);
+    meta_image_free(img);
+    kl_buf_free(&b);
+}
+END_TEST
+
+static void snapshot_refused(const uint8_t *p, size_t len, const char *reason)
+{
+    meta_image_t *stale = meta_image_new(), *out = stale; /* must come back NULL */
+    ck_assert_ptr_nonnull(stale);
+    char why[META_MSG_LEN] = "";
+    ck_assert_int_eq(wire_meta_decode_snapshot(p, len, &out, why, sizeof why), KL_ECORRUPT);
+    ck_assert_ptr_null(out);
+    meta_image_free(stale);
+    ck_assert_msg(why[0], "no reason given");
+    if (reason) ck_assert_msg(strstr(why, reason), "reason \"%s\" lacks \"%s\"", why, reason);
+}
+
+START_TEST(corrupt_truncated_or_foreign_snapshots_are_refused)
+{
+    meta_image_t *img = sample_image();
+    kl_buf_t b;
+    snapshot_of(img, &b);
+    meta_image_free(img);
+    for (size_t k = 0; k < b.len; k++) snapshot_refused(b.data, k, NULL); /* every truncation */
+
+    uint8_t *c = malloc(b.len + 1);
+    ck_assert_ptr_nonnull(c);
+    memcpy(c, b.data, b.len);
+    c[b.len] = 0;
+    snapshot_refused(c, b.len + 1, "after the last"); /* a trailing byte */
+    c[0] = 'X';
+    snapshot_refused(c, b.len, "not a metadata snapshot");
+    c[0] = b.data[0];
+    kl_put_be32(c + 4, 2);
+    snapshot_refused(c, b.len, "version 2");
+    kl_put_be32(c + 4, 1);
+    kl_put_be32(c + 8, META_MAX_RECORDS + 1);
+    snapshot_refused(c, b.len, "records, over");
+    kl_put_be32(c + 8, kl_get_be32(b.data + 8) - 1); /* one record fewer announced */
+    snapshot_refused(c, b.len, "after the last");
+    memcpy(c, b.data, b.len);
+    kl_put_be32(c + 12, 1u << 20); /* first record announced oversized */
+    snapshot_refused(c, b.len, "truncated or oversized");
+
+    /* flipped bytes: refused, or (inside a value) another valid image */
+    kl_rng_t rng;
+    kl_rng_seed(&rng, 424242);
+    for (int i = 0; i < 500; i++) {
+        memcpy(c, b.data, b.len);
+        c[kl_rng_range(&rng, 0, (int64_t)b.len)] ^= (uint8_t)kl_rng_range(&rng, 1, 256);
+        meta_image_t *out = NULL;
+        int rc = wire_meta_decode_snapshot(c, b.len, &out, NULL, 0);
+        ck_assert(rc == 0 || rc == KL_ECORRUPT);
+        ck_assert((rc == 0) == (out != NULL));
+        meta_image_free(out);
+    }
+    free(c);
+    kl_buf_free(&b);
+}
+END_TEST
+
+/* Hand-built snapshot: the header, then the given records. */
+static void snapshot_from(const meta_record_t *recs, int n, kl_buf_t *b)
+{
+    kl_buf_init(b, 0);
+    ck_assert_int_eq(kl_buf_append(b, "KMIS", 4), 0);
+    ck_assert_int_eq(kl_buf_append_be32(b, 1), 0);
+    ck_assert_int_eq(kl_buf_append_be32(b, (uint32_t)n), 0);
+    for (int i = 0; i < n; i++) {
+        size_t at = b->len;
+        ck_assert_int_eq(kl_buf_append_be32(b, 0), 0);
+        ck_assert_int_eq(wire_meta_encode_record(&recs[i], b), 0);
+        kl_put_be32(b->data + at, (uint32_t)(b->len - at - 4));
+    }
+}
+
+START_TEST(snapshot_records_that_do_not_apply_or_lack_an_epoch_are_refused)
+{
+    meta_record_t r[2];
+    memset(r, 0, sizeof r);
+    r[0].type = META_REC_PARTITION; /* of a topic that does not exist */
+    memcpy(r[0].u.partition.topic, UUID_A, KL_UUID_LEN);
+    r[0].u.partition.replicas[0] = r[0].u.partition.isr[0] = 1;
+    r[0].u.partition.n_replicas = r[0].u.partition.n_isr = 1;
+    r[0].u.partition.leader = META_NO_LEADER;
+    kl_buf_t b;
+    snapshot_from(r, 1, &b);
+    snapshot_refused(b.data, b.len, "does not apply");
+    kl_buf_free(&b);
+
+    ck_assert_int_eq(meta_listener_set(&img_listeners[0], "PLAINTEXT", "h", 1), 0);
+    r[1].type = META_REC_REGISTER_BROKER; /* a log registration: its epoch would be made up */
+    r[1].u.reg = (meta_register_broker_t){.broker_id = 1, .broker_epoch = META_EPOCH_FROM_OFFSET,
+                                          .listeners = img_listeners, .n_listeners = 1};
+    memcpy(r[1].u.reg.incarnation, UUID_A, KL_UUID_LEN);
+    snapshot_from(&r[1], 1, &b);
+    snapshot_refused(b.data, b.len, "without its epoch");
+    kl_buf_free(&b);
+    r[1].u.reg.broker_epoch = 5; /* the control case */
+    snapshot_from(&r[1], 1, &b);
+    meta_image_t *out = NULL;
+    ck_assert_int_eq(wire_meta_decode_snapshot(b.data, b.len, &out, NULL, 0), 0);
+    ck_assert_int_eq(meta_image_broker(out, 1)->epoch, 5);
+    meta_image_free(out);
+    kl_buf_free(&b);
+}
+END_TEST
+
+START_TEST(apply_entry_skips_control_and_noop_entries_and_applies_records_at_their_offset)
+{
+    meta_image_t *img = meta_image_new(), *empty = meta_image_new();
+    ck_assert_ptr_nonnull(img);
+    ck_assert_ptr_nonnull(empty);
+    static const uint8_t junk[] = {0xff, 0xff, 0xff};
+    raft_entry_t control = {.offset = 1, .epoch = 1, .control = true, .len = sizeof junk, .data = junk};
+    ck_assert_int_eq(wire_meta_apply_entry(img, &control, NULL, 0), 0); /* never decoded */
+    kl_buf_t b;
+    kl_buf_init(&b, 0);
+    ck_assert_int_eq(wire_meta_encode_noop(&b), 0);
+    raft_entry_t noop = {.offset = 2, .epoch = 1, .len = (uint32_t)b.len, .data = b.data};
+    ck_assert_int_eq(wire_meta_apply_entry(img, &noop, NULL, 0), 0);
+    kl_buf_free(&b);
+    ck_assert(meta_image_equal(img, empty));
+
+    meta_record_t r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(meta_listener_set(&img_listeners[0], "PLAINTEXT", "h", 9092), 0);
+    r.type = META_REC_REGISTER_BROKER;
+    r.u.reg = (meta_register_broker_t){.broker_id = 4, .broker_epoch = META_EPOCH_FROM_OFFSET,
+                                       .listeners = img_listeners, .n_listeners = 1};
+    memcpy(r.u.reg.incarnation, UUID_B, KL_UUID_LEN);
+    apply_ok(img, &r, 37);
+    ck_assert_ptr_nonnull(meta_image_broker(img, 4));
+    ck_assert_int_eq(meta_image_broker(img, 4)->epoch, 37); /* DESIGN.md §3: epoch = offset */
+    meta_image_free(img);
+    meta_image_free(empty);
+}
+END_TEST
+
+START_TEST(apply_entry_reports_undecodable_and_inapplicable_entries)
+{
+    meta_image_t *img = meta_image_new(), *empty = meta_image_new();
+    ck_assert_ptr_nonnull(img);
+    ck_assert_ptr_nonnull(empty);
+    static const uint8_t junk[] = {0xff, 0xff, 0xff};
+    raft_entry_t e = {.offset = 99, .epoch = 3, .len = sizeof junk, .data = junk};
+    char why[META_MSG_LEN] = "";
+    ck_assert_int_eq(wire_meta_apply_entry(img, &e, why, sizeof why), KL_ECORRUPT);
+    ck_assert_ptr_nonnull(strstr(why, "offset 99"));
+    e.len = 0; /* an empty entry is no record either */
+    e.data = NULL;
+    ck_assert_int_eq(wire_meta_apply_entry(img, &e, NULL, 0), KL_ECORRUPT);
+
+    meta_record_t r;
+    memset(&r, 0, sizeof r);
+    r.type = META_REC_UNFENCE_BROKER; /* a broker nobody registered */
+    r.u.broker = (meta_broker_ref_t){9, 1};
+    kl_buf_t b;
+    e = entry_of(&r, 100, &b);
+    ck_assert_int_eq(wire_meta_apply_entry(img, &e, why, sizeof why), KL_ENOENT);
+    ck_assert_ptr_nonnull(strstr(why, "not registered"));
+    kl_buf_free(&b);
+    ck_assert(meta_image_equal(img, empty)); /* nothing changed */
+    meta_image_free(img);
+    meta_image_free(empty);
+}
+END_TEST
+
 static Suite *wire_meta_suite(void)
 {
     Suite *s = suite_create("wire_meta");
@@ -530,6 +856,13 @@ static Suite *wire_meta_suite(void)
     t = tcase_create("image");
     tcase_add_test(t, image_round_trips_including_negative_none_values);
     tcase_add_test(t, image_out_of_range_is_refused_both_ways);
+    suite_add_tcase(s, t);
+    t = tcase_create("snapshot");
+    tcase_add_test(t, snapshot_round_trips_brokers_topics_configs_partitions_and_producer_ids);
+    tcase_add_test(t, corrupt_truncated_or_foreign_snapshots_are_refused);
+    tcase_add_test(t, snapshot_records_that_do_not_apply_or_lack_an_epoch_are_refused);
+    tcase_add_test(t, apply_entry_skips_control_and_noop_entries_and_applies_records_at_their_offset);
+    tcase_add_test(t, apply_entry_reports_undecodable_and_inapplicable_entries);
     suite_add_tcase(s, t);
     return s;
 }
