@@ -44,9 +44,13 @@ typedef struct bparts_env {
                        void (*done)(void *cb_arg, int err, const wire_alter_partition_resp_t *resp), void *cb_arg);
     /* Where to fetch from: the broker's first listener (host, port). KL_ENOENT if unknown. */
     int (*broker_addr)(void *arg, int32_t broker_id, char *host, size_t hostlen, int *port);
-    /* The partition's effective config (topic config over cluster config over
-     * the keeld default), e.g. "min.insync.replicas": value copied into out;
-     * KL_ENOENT if nowhere set. */
+    /* The partition's effective config by Kafka's TOPIC key name
+     * (min.insync.replicas, retention.ms, retention.bytes, segment.bytes,
+     * max.message.bytes, unclean.leader.election.enable): the topic config,
+     * else the cluster config record, else the keeld key it defaults from
+     * (log.retention.ms, log.retention.bytes, log.segment.bytes,
+     * message.max.bytes; the same name for the other two). Value copied into
+     * out; KL_ENOENT if nowhere set. */
     int (*topic_config)(void *arg, const uint8_t topic_id[KL_UUID_LEN], const char *key, char *out, size_t outlen);
     void *arg;
 } bparts_env_t;
