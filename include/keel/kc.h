@@ -5,6 +5,10 @@
 /* Threading: none. A client owns a private net loop; every call runs it
  * until its own work is done (or kc_poll for a bounded time), so delivery
  * and record callbacks run from inside kc_* calls, never concurrently.
+ * Blocking calls (kc_flush, kc_consume, kc_poll, admin, and kc_produce for a
+ * topic whose metadata is not cached) cannot run from inside a callback:
+ * they return KL_ESTATE there. Do not free a producer or consumer from its
+ * own callbacks.
  *
  * Errors are KL_E* codes. Retriable ones (KL_ENOTLEADER, KL_EFENCED,
  * KL_EUNKNOWNEPOCH, KL_EUNKNOWNPARTITION while metadata catches up,
@@ -36,6 +40,8 @@ typedef struct kc_config {
     int request_timeout_ms;     /* request.timeout.ms: 30000 */
     int retry_backoff_ms;       /* retry.backoff.ms: 100 */
     int64_t metadata_max_age_ms; /* metadata.max.age.ms: 300000 */
+    net_loop_t *loop;           /* NULL: a private loop (the normal case); else run on this one,
+                                 * which outlives the client (in-process servers in tests) */
 } kc_config_t;
 
 void kc_config_defaults(kc_config_t *cfg);
@@ -50,6 +56,11 @@ void kc_client_free(kc_client_t *c);
 int kc_poll(kc_client_t *c, int timeout_ms);
 /* The last error's detailed text ("broker 101 at 127.0.0.1:9192: not the leader ..."). */
 const char *kc_last_error(const kc_client_t *c);
+
+/* Kafka's Utils.murmur2 (seed 0x9747b28c) of len bytes, as a signed 32-bit value. */
+int32_t kc_murmur2(const void *data, size_t len);
+/* Kafka's default partitioner for a keyed record: toPositive(murmur2(key)) % n. */
+int32_t kc_key_partition(const void *key, size_t key_len, int32_t n_partitions);
 
 /* ---- metadata and admin (blocking, bounded by timeout_ms) ------------------ */
 
@@ -98,7 +109,9 @@ void kc_producer_free(kc_producer_t *p);
 /* Queues one record (copied). KL_EFULL when buffer.memory is used up (poll
  * and try again), KL_ETOOBIG for a record over KC_MAX_BATCH_BYTES,
  * KL_EUNKNOWNPARTITION when the topic or partition does not exist (after a
- * metadata refresh). key NULL = null key; value NULL = null value. */
+ * metadata refresh, which may block up to request.timeout.ms the first time
+ * a topic is used). key NULL = null key; value NULL = null value;
+ * timestamp_ms < 0 = now. */
 int kc_produce(kc_producer_t *p, const char *topic, int32_t partition, const void *key, int32_t key_len,
                const void *value, int32_t value_len, int64_t timestamp_ms, kc_delivery_cb cb, void *opaque);
 /* Runs the loop until every queued record is reported, or timeout_ms
