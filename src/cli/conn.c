@@ -17,48 +17,6 @@ typedef struct addr {
     int port;
 } addr_t;
 
-/* Kafka's client property names, restricted to what keelctl uses. */
-static const kl_config_key_t client_schema[] = {
-    {"security.protocol", KL_CFG_STRING, "PLAINTEXT", false, 0, 0, "PLAINTEXT|SSL"},
-    {"ssl.ca.location", KL_CFG_STRING, NULL, false, 0, 0, "PEM CA bundle that verifies the server"},
-    {"ssl.certificate.location", KL_CFG_STRING, NULL, false, 0, 0, "PEM client certificate (mutual TLS)"},
-    {"ssl.key.location", KL_CFG_STRING, NULL, false, 0, 0, "PEM client private key"},
-    {NULL, 0, NULL, false, 0, 0, NULL},
-};
-
-/* *tls stays NULL for plaintext. */
-static int load_tls(const char *path, net_tls_t **tls, char *err, size_t errlen)
-{
-    *tls = NULL;
-    if (!path) return 0;
-    kl_config_t *c = kl_config_new(client_schema);
-    if (!c) return KL_ENOMEM;
-    char why[KL_CONFIG_ERR_LEN] = "";
-    int rc = kl_config_load_file(c, path, why, sizeof why);
-    if (rc == 0) rc = kl_config_validate(c, why, sizeof why);
-    if (rc != 0) {
-        snprintf(err, errlen, "--command-config: %s", why);
-        goto out;
-    }
-    const char *proto = kl_config_str(c, "security.protocol");
-    if (strcmp(proto, "PLAINTEXT") == 0) goto out;
-    if (strcmp(proto, "SSL") != 0) {
-        snprintf(err, errlen, "%s: security.protocol must be PLAINTEXT or SSL, not '%s'", path, proto);
-        rc = KL_ECONFIG;
-        goto out;
-    }
-    net_tls_config_t tc = {
-        .cert_file = kl_config_str(c, "ssl.certificate.location"),
-        .key_file = kl_config_str(c, "ssl.key.location"),
-        .ca_file = kl_config_str(c, "ssl.ca.location"),
-    };
-    rc = net_tls_client_new(&tc, tls, why, sizeof why);
-    if (rc != 0) snprintf(err, errlen, "%s: TLS setup failed: %s", path, why[0] ? why : kl_strerror(rc));
-out:
-    kl_config_free(c);
-    return rc;
-}
-
 /* Appends "bootstrap: reason" to the list of failures, naming the leader it
  * was redirected to if any; a reason that starts by naming that address
  * ("connect to h:p: why") is shortened to "why". */
@@ -159,7 +117,7 @@ int cli_controller_call(const cli_ctx_t *ctx, uint32_t api, wire_msg_t **resp, c
     }
 
     net_tls_t *tls = NULL;
-    int rc = load_tls(ctx->command_config, &tls, err, errlen);
+    int rc = cli_tls_load(ctx->command_config, &tls, err, errlen);
     if (rc != 0) return rc == KL_EINVAL ? KL_ECONFIG : rc;
     char reasons[CLI_ERR_LEN] = "";
     bool answered = false;

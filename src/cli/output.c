@@ -1,6 +1,7 @@
 /* output.c — keelctl's output helpers: a streaming JSON writer (always valid
  * JSON, strings escaped) and left-aligned text tables. */
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include "keel/err.h"
@@ -13,23 +14,50 @@ void cli_json_init(cli_json_t *j, FILE *f)
     j->f = f;
 }
 
-static void put_string(FILE *f, const char *s)
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if there is none
+ * (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_len(const unsigned char *p, size_t left)
+{
+    unsigned c = p[0];
+    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || n > left) return 0;
+    uint32_t cp = n == 1 ? c : n == 2 ? (c & 0x1f) : n == 3 ? (c & 0x0f) : (c & 0x07);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    static const uint32_t min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return n;
+}
+
+static void put_bytes(FILE *f, const unsigned char *p, size_t len)
 {
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
+    for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+        size_t n = utf8_len(p + i, len - i);
+        if (n == 0) { /* not UTF-8: JSON text cannot carry the byte itself */
+            fputs("\\ufffd", f);
+            i++;
+            continue;
+        }
+        switch (c) {
         case '"': fputs("\\\"", f); break;
         case '\\': fputs("\\\\", f); break;
         case '\n': fputs("\\n", f); break;
         case '\r': fputs("\\r", f); break;
         case '\t': fputs("\\t", f); break;
         default:
-            if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\u%04x", *p);
-            else fputc(*p, f);
+            if (c < 0x20 || c == 0x7f) fprintf(f, "\\u%04x", c);
+            else fwrite(p + i, 1, n, f);
         }
+        i += n;
     }
     fputc('"', f);
 }
+
+static void put_string(FILE *f, const char *s) { put_bytes(f, (const unsigned char *)s, strlen(s)); }
 
 /* Separator and key before a value at the current level. */
 static void prefix(cli_json_t *j, const char *key)
@@ -74,6 +102,26 @@ void cli_json_int(cli_json_t *j, const char *key, int64_t v)
     fprintf(j->f, "%" PRId64, v);
 }
 
+void cli_json_bytes(cli_json_t *j, const char *key, const void *data, int64_t len)
+{
+    prefix(j, key);
+    if (!data || len < 0) fputs("null", j->f);
+    else put_bytes(j->f, data, (size_t)len);
+}
+
+void cli_json_double(cli_json_t *j, const char *key, double v)
+{
+    prefix(j, key);
+    if (isfinite(v)) fprintf(j->f, "%.3f", v);
+    else fputs("null", j->f);
+}
+
+void cli_json_null(cli_json_t *j, const char *key)
+{
+    prefix(j, key);
+    fputs("null", j->f);
+}
+
 void cli_json_bool(cli_json_t *j, const char *key, bool v)
 {
     prefix(j, key);
@@ -115,4 +163,20 @@ void cli_table_print(const cli_table_t *t, FILE *f)
             else fprintf(f, "%s\n", t->cells[r][c]);
         }
     }
+}
+
+void cli_print_escaped(FILE *f, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') fputc(p[i], f);
+        else fprintf(f, "\\x%02x", p[i]);
+    }
+}
+
+bool cli_stdout_ok(void)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout)) return true;
+    cli_errorf("writing output failed");
+    return false;
 }

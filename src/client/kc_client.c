@@ -423,7 +423,7 @@ static void md_merge(kc_client_t *c, const wire_metadata_resp_t *md, bool all)
     const wire_topic_info_t **byname = md->n_topics > 0 ? malloc((size_t)md->n_topics * sizeof *byname) : NULL;
     if (md->n_topics > 0 && !byname) return;
     for (int i = 0; i < md->n_topics; i++) byname[i] = &md->topics[i];
-    qsort(byname, (size_t)md->n_topics, sizeof *byname, cmp_topic_info);
+    if (md->n_topics > 1) qsort(byname, (size_t)md->n_topics, sizeof *byname, cmp_topic_info);
     for (int i = 0; i < c->n_topics; i++) {
         kc_topic_t *t = c->topics[i];
         wire_topic_info_t key = {0};
