@@ -7,6 +7,7 @@
 
 #include <event2/event.h>
 
+#include "keel/broker.h"
 #include "keel/controller.h"
 #include "keel/err.h"
 #include "keel/kcfg.h"
@@ -23,7 +24,8 @@ typedef struct keeld {
     kl_config_t *cfg;
     net_tls_t *server_tls;
     net_tls_t *client_tls;
-    controller_t *controller;
+    controller_t *controller; /* process.roles=controller */
+    broker_t *broker;         /* process.roles=broker */
     struct event *sig_term, *sig_int;
     bool stopping;
     char cluster_id[64];
@@ -34,7 +36,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: keeld --config FILE [--override key=value ...]\n"
             "       keeld --help | --version\n"
-            "Runs a Keel node with the roles in process.roles (today: controller).\n"
+            "Runs a Keel node in the role process.roles names: controller or broker.\n"
             "The log dirs must be formatted first: keelctl storage format --config FILE --cluster-id ID\n");
 }
 
@@ -105,7 +107,8 @@ static void on_request(net_loop_t *l, net_conn_id_t conn, wire_msg_t *req, void 
 {
     (void)l;
     keeld_t *k = arg;
-    controller_on_request(k->controller, conn, req);
+    if (k->broker) broker_on_request(k->broker, conn, req);
+    else controller_on_request(k->controller, conn, req);
 }
 
 static void on_closed(net_loop_t *l, net_conn_id_t conn, void *arg)
@@ -113,6 +116,7 @@ static void on_closed(net_loop_t *l, net_conn_id_t conn, void *arg)
     (void)l;
     keeld_t *k = arg;
     if (k->controller) controller_on_conn_closed(k->controller, conn);
+    if (k->broker) broker_on_conn_closed(k->broker, conn);
 }
 
 static int open_listeners(keeld_t *k)
@@ -158,8 +162,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     k->stopping = true;
-    KL_INFO(MOD, "signal %d: shutting down (a leader hands over first)", (int)sig);
-    controller_shutdown(k->controller, on_stopped, k);
+    if (k->broker) {
+        KL_INFO(MOD, "signal %d: shutting down (controlled: leaderships move away first)", (int)sig);
+        broker_shutdown(k->broker, on_stopped, k);
+    } else {
+        KL_INFO(MOD, "signal %d: shutting down (a leader hands over first)", (int)sig);
+        controller_shutdown(k->controller, on_stopped, k);
+    }
 }
 
 static void keeld_free(keeld_t *k)
@@ -167,6 +176,7 @@ static void keeld_free(keeld_t *k)
     if (k->sig_term) event_free(k->sig_term);
     if (k->sig_int) event_free(k->sig_int);
     controller_close(k->controller);
+    broker_close(k->broker);
     net_loop_free(k->loop);
     net_tls_free(k->server_tls);
     net_tls_free(k->client_tls);
@@ -230,7 +240,14 @@ int main(int argc, char **argv)
         KL_ERROR(MOD, "cannot create the event loop");
         goto out;
     }
-    if (controller_open(k.loop, k.cfg, mdir, k.cluster_id, k.client_tls, &k.controller, err, sizeof err) != 0) {
+    /* kcfg_load allows exactly one role per process. */
+    bool broker = strstr(kl_config_str(k.cfg, "process.roles"), "broker") != NULL;
+    if (broker && broker_open(k.loop, k.cfg, mdir, k.cluster_id, k.client_tls, &k.broker, err, sizeof err) != 0) {
+        KL_ERROR(MOD, "cannot start the broker: %s", err);
+        goto out;
+    }
+    if (!broker &&
+        controller_open(k.loop, k.cfg, mdir, k.cluster_id, k.client_tls, &k.controller, err, sizeof err) != 0) {
         KL_ERROR(MOD, "cannot start the controller: %s", err);
         goto out;
     }
