@@ -67,6 +67,14 @@ int partlog_read(partlog_t *pl, int64_t offset, size_t max_bytes, kl_buf_t *out)
 /* Follower divergence (replica update truncate_to / reset_to). Durable on return. */
 int partlog_truncate_to(partlog_t *pl, int64_t offset);
 int partlog_reset(partlog_t *pl, int64_t start);
+/* Moves the log start up to offset as far as whole segments allow (retention,
+ * a follower taking the leader's log start): deletes every segment that lies
+ * wholly below offset, never the active one, so the new start is the base of
+ * the segment holding offset. The checkpoints follow the files: leader-epoch
+ * entries wholly below the new start go and the one covering it starts there
+ * (Kafka's truncateFromStart), and a checkpointed HW below it rises to it.
+ * KL_EINVAL for a negative offset, KL_ERANGE past the log end. Durable on return. */
+int partlog_delete_before(partlog_t *pl, int64_t offset);
 /* fsyncs segment data and directory. */
 int partlog_sync(partlog_t *pl);
 /* Flush policy by time (call every so often). */
@@ -81,8 +89,8 @@ int partlog_write_hw(partlog_t *pl, int64_t hw);
  * past retention.ms (by their newest record's timestamp; file mtime when the
  * segment holds no timestamps) or needed to bring the log under
  * retention.bytes — never a segment holding offsets at or above `hw`, never
- * the active segment. *new_start gets the log start afterwards (feed
- * REPLICA_EV_LOG_START when it moved). wall_ms is unix time. */
+ * the active segment — with partlog_delete_before. *new_start gets the log
+ * start afterwards (feed REPLICA_EV_LOG_START when it moved). wall_ms is unix time. */
 int partlog_apply_retention(partlog_t *pl, int64_t wall_ms, int64_t hw, int64_t *new_start);
 
 /* Calls fn with the headers of every batch in [start, end), in order, in

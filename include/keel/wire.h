@@ -268,7 +268,8 @@ typedef struct wire_api_versions_resp {
 /* One decoded frame. Requests and responses share the struct: `response`
  * tells which; `error` (a KL_E* code) and `error_message` are set on error
  * responses, `leader_id`/`leader_host`/`leader_port` hint where to retry
- * after KL_ENOTLEADER / KL_ENOTCONTROLLER. */
+ * after KL_ENOTLEADER / KL_ENOTCONTROLLER. `error_body`: an error response
+ * carries its body too (FETCH only, see wire_encode). */
 typedef struct wire_msg {
     uint32_t api;
     uint32_t version;
@@ -280,6 +281,7 @@ typedef struct wire_msg {
     char leader_host[WIRE_HOST_LEN];
     int32_t leader_port;
     char cluster_id[64]; /* sender's cluster id on Raft requests; receivers refuse a mismatch */
+    bool error_body;     /* error response with its body (never a payload); set by wire_decode when one came */
     union {
         raft_msg_t raft; /* VOTE, BEGIN/END_QUORUM_EPOCH, FETCH_RAFT, FETCH_SNAPSHOT */
         wire_describe_quorum_resp_t describe_quorum;
@@ -340,7 +342,12 @@ void wire_msg_free(wire_msg_t *m);
  * entries go into the payload as RecordBatch v2 batches (one batch per run of
  * entries with the same epoch and control flag); a snapshot chunk is the
  * payload of a FetchSnapshot response. An error response (error != 0) carries
- * the header only, so it may answer an unknown api or version. The message is
+ * the header only, so it may answer an unknown api or version; except that a
+ * FETCH error response with error_body set carries its body as well (no
+ * payload): KL_ERANGE tells the leader's log start, end and high watermark, so
+ * a follower below the log start restarts there and a consumer can say where
+ * the log starts. The body stays optional: one without it still decodes
+ * (error_body false, body zeroed). The message is
  * checked like a decoded one: KL_EINVAL (and wire_last_error) if it would be
  * refused by wire_decode; out is unchanged on failure. */
 /* PRODUCE requests and FETCH responses carry m->payload (payload_len bytes)

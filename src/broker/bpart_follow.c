@@ -234,9 +234,9 @@ static bool take_response(bpart_t *p, const replica_fetch_req_t *q, int err, con
         fr.log_start_offset = f->log_start_offset;
         fr.log_end_offset = f->log_end_offset;
         /* KL_ERANGE makes the core restart or cut our log at the leader's
-         * offsets (replica_follower.c), so they must be the leader's: an error
-         * answer decoded without its body (diverging fields not -1) has none. */
-        if (fr.error == KL_ERANGE && f->diverging_epoch != REPLICA_NO_EPOCH) {
+         * offsets (replica_follower.c); they come in the answer's body (wire.h).
+         * One without a body would read as a log [0, 0): not acted on. */
+        if (fr.error == KL_ERANGE && !resp->error_body) {
             KL_WARN(BPARTS_LOG, "%s-%d: leader %d: fetch offset %lld out of range, but its log offsets did not come "
                     "with the answer", p->topic, p->partition, replica_leader(p->rep), (long long)q->fetch_offset);
             fr.error = KL_EPROTO;
@@ -265,7 +265,9 @@ static bool take_response(bpart_t *p, const replica_fetch_req_t *q, int err, con
     if (rc && rc != KL_ESTATE)
         KL_WARN(BPARTS_LOG, "%s-%d: fetch response from leader %d not taken: %s", p->topic, p->partition,
                 replica_leader(p->rep), kl_strerror(rc));
-    return rc == 0 && fr.error == 0;
+    /* out of range and our log restarted or cut to fit the leader's: fetch again at once */
+    const bool refit = fr.error == KL_ERANGE && (u.reset_to >= 0 || u.truncate_to >= 0);
+    return rc == 0 && (fr.error == 0 || refit);
 }
 
 static void on_fetch_resp(net_peer_t *np, int err, wire_msg_t *resp, void *arg)

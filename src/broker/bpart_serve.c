@@ -197,7 +197,9 @@ static void reply_fetch(bpart_t *p, net_conn_id_t conn, uint64_t corr, const rep
                 m.leader_host[0] = '\0';
         }
     }
-    /* the body also travels with KL_ERANGE: a follower restarts at the leader's log start */
+    /* the body also travels with KL_ERANGE (wire.h): a follower below our log
+     * start restarts there, a consumer learns where the log starts */
+    m.error_body = r->error == KL_ERANGE;
     wire_fetch_resp_t *f = &m.body.fetch_resp;
     f->high_watermark = r->high_watermark;
     f->log_start_offset = r->log_start_offset;

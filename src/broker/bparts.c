@@ -149,9 +149,11 @@ static void apply(bpart_t *p, const replica_update_t *u, bpart_io_t *io)
         if ((rc = partlog_append(p->log, io->batch, io->batch_len, now)) != 0) bpart_io_failed(p, rc, "append");
         else io->appended = true;
     }
-    /* 3. log start: the files keep what lies below until this replica's own
-     * retention removes those segments (partlog deletes whole segments only);
-     * the core no longer serves it, and a restart simply starts lower. */
+    /* 3. log start (a follower takes the leader's, DESIGN.md §4): whole segments
+     * below it go; the rest of the one holding it stays on disk, unserved by
+     * the core, and a restart starts at that segment's base. */
+    if (!p->failed && u->log_start_to >= 0 && (rc = partlog_delete_before(p->log, u->log_start_to)) != 0)
+        bpart_io_failed(p, rc, "log start");
     /* 4. leader-epoch-checkpoint */
     if (!p->failed && u->epochs_changed) {
         const replica_epochs_t *e = replica_epochs(p->rep);

@@ -11,6 +11,7 @@
 #include "keel/log.h"
 #include "keel/meta.h"
 #include "keel/recbatch.h"
+#include "keel/replica_epochs.h"
 
 #define PARTLOG_METADATA_FILE "partition.metadata"
 #define PARTLOG_EPOCHS_FILE "leader-epoch-checkpoint"
@@ -393,6 +394,24 @@ int partlog_reset(partlog_t *pl, int64_t start)
 
 /* ---- checkpoints ----------------------------------------------------------------- */
 
+/* After the log start moved to start: epoch entries wholly below it go and the
+ * one covering it starts there (the rule replica_new applies at restore), and a
+ * checkpointed HW below it rises to it. */
+static int checkpoints_from(partlog_t *pl, int64_t start)
+{
+    replica_epochs_t c;
+    replica_epochs_init(&c);
+    int rc = replica_epochs_load(&c, pl->epochs, pl->n_epochs);
+    if (rc == 0) {
+        replica_epochs_truncate_start(&c, start);
+        if (c.n != pl->n_epochs || (c.n > 0 && c.e[0].start_offset != pl->epochs[0].start_offset))
+            rc = partlog_write_epochs(pl, c.e, c.n);
+    }
+    replica_epochs_free(&c);
+    if (rc == 0 && pl->hw >= 0 && pl->hw < start) rc = partlog_write_hw(pl, start);
+    return rc;
+}
+
 int partlog_write_epochs(partlog_t *pl, const replica_epoch_entry_t *e, int n)
 {
     if (n < 0 || n > REPLICA_MAX_EPOCHS) return KL_EINVAL;
@@ -431,7 +450,19 @@ int partlog_write_hw(partlog_t *pl, int64_t hw)
     return rc;
 }
 
-/* ---- retention ----------------------------------------------------------------- */
+/* ---- log start and retention ------------------------------------------------------ */
+
+int partlog_delete_before(partlog_t *pl, int64_t offset)
+{
+    if (offset < 0) return KL_EINVAL;
+    if (offset > partlog_end_offset(pl)) return KL_ERANGE;
+    const int64_t before = partlog_start_offset(pl);
+    int rc = seglog_delete_before(pl->sl, offset);
+    /* On a failure midway the checkpoints still describe more than is left,
+     * which a restore clamps; they only ever follow the files. */
+    if (rc == 0 && partlog_start_offset(pl) != before) rc = checkpoints_from(pl, partlog_start_offset(pl));
+    return rc;
+}
 
 /* Whether segment i is past retention.ms. Kafka's NO_TIMESTAMP (-1) means the
  * segment holds no timestamps; 0 is treated the same, because it is what a
@@ -472,7 +503,7 @@ int partlog_apply_retention(partlog_t *pl, int64_t wall_ms, int64_t hw, int64_t 
     if (rc == 0 && keep_from > seglog_start_offset(pl->sl)) {
         KL_INFO("storage", "%s: retention deletes offsets [%" PRId64 ", %" PRId64 ")", pl->dir,
                 seglog_start_offset(pl->sl), keep_from);
-        rc = seglog_delete_before(pl->sl, keep_from);
+        rc = partlog_delete_before(pl, keep_from);
     }
     *new_start = seglog_start_offset(pl->sl);
     return rc;

@@ -685,6 +685,8 @@ static bool check_header(const wire_msg_t *m)
 {
     WIRE_CHECK(m->error <= 0, "error code %" PRId32 " positive", m->error);
     WIRE_CHECK(m->response || m->error == 0, "error code %" PRId32 " on a request", m->error);
+    WIRE_CHECK(!m->error_body || m->error != 0, "error_body on a %s without an error",
+               m->response ? "response" : "request");
     WIRE_CHECK(m->leader_id >= -1 && m->leader_port >= 0 && m->leader_port <= 65535,
           "leader hint %" PRId32 " port %" PRId32 " invalid", m->leader_id, m->leader_port);
     return true;
@@ -695,17 +697,20 @@ static bool check_header(const wire_msg_t *m)
 static int encode_into(const wire_msg_t *m, kl_buf_t *out, wire_scratch_t *s)
 {
     Keel__Header h = KEEL__HEADER__INIT;
-    /* An error response is the header alone, so it can answer any api/version. */
-    bool with_body = !(m->response && m->error != 0);
+    /* An error response is the header alone, so it can answer any api/version,
+     * unless it asks for its body and the API allows one (wire.h). */
+    const bool error = m->response && m->error != 0, with_body = !error || m->error_body;
     const wire_body_ops_t *ops = body_ops(m->api, m->response);
     if (!check_header(m)) return KL_EINVAL;
     if (with_body) {
         if (!ops) return wire_fail(KL_EINVAL, "cannot encode unknown api %" PRIu32, m->api);
         if (m->version > WIRE_MAX_VERSION)
             return wire_fail(KL_EINVAL, "cannot encode %s version %" PRIu32, wire_api_name(m->api), m->version);
+        if (error && !ops->on_error)
+            return wire_fail(KL_EINVAL, "%s error response carries no body", wire_api_name(m->api));
         if (!check_body(m, ops)) return KL_EINVAL;
-        if (m->payload_len && !ops->put_payload)
-            return wire_fail(KL_EINVAL, "%s carries no payload", wire_api_name(m->api));
+        if (m->payload_len && (error || !ops->put_payload))
+            return wire_fail(KL_EINVAL, "%s %scarries no payload", wire_api_name(m->api), error ? "error response " : "");
     }
     int rc = 0;
     h.api = m->api;
@@ -737,7 +742,7 @@ static int encode_into(const wire_msg_t *m, kl_buf_t *out, wire_scratch_t *s)
     KL_ASSERT(packed == hlen);
     kl_put_be32(out->data + start + WIRE_LEN_PREFIX, (uint32_t)hlen);
     out->len = start + WIRE_MIN_FRAME + hlen;
-    if (with_body && ops->put_payload && (rc = ops->put_payload(m, out)) != 0) {
+    if (with_body && !error && ops->put_payload && (rc = ops->put_payload(m, out)) != 0) {
         out->len = start;
         return rc;
     }
@@ -813,10 +818,13 @@ static int from_header(const Keel__Header *h, wire_msg_t *m)
     if (ops->raft_type) m->body.raft.type = ops->raft_type;
 
     const char *dir = m->response ? "response" : "request";
-    if (m->response && m->error != 0) {
-        if (h->body_case != KEEL__HEADER__BODY__NOT_SET || h->raft || m->payload_len)
-            return wire_fail(KL_EPROTO, "%s error response carries a body", wire_api_name(m->api));
-        return 0;
+    if (m->response && m->error != 0) { /* the header alone, or with a body where the API allows one */
+        if (h->body_case == KEEL__HEADER__BODY__NOT_SET && !h->raft && !m->payload_len) return 0;
+        if (!ops->on_error || m->payload_len)
+            return wire_fail(KL_EPROTO, "%s error response carries a %s", wire_api_name(m->api),
+                             ops->on_error ? "payload" : "body");
+        m->error_body = true;
+        dir = "error response";
     }
     if (h->body_case != ops->body_case)
         return wire_fail(KL_EPROTO, "%s %s with body %d, expected %d", wire_api_name(m->api), dir,

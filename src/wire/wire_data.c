@@ -1114,7 +1114,9 @@ const wire_api_ops_t wire_data_apis[WIRE_API_MAX_ - WIRE_FIRST_DATA_API] = {
                   NULL)},
     AT(WIRE_API_FETCH) = {"Fetch",
         WIRE_BODY(FETCH_REQUEST, fetch_request, 0, enc_fetch_req, dec_fetch_req, check_fetch_req, NULL),
-        WIRE_BODY(FETCH_RESPONSE, fetch_response, 0, enc_fetch_resp, dec_fetch_resp, check_fetch_resp, put_raw)},
+        /* KL_ERANGE carries the leader's offsets: a follower below its log start restarts there */
+        WIRE_BODY_ON_ERROR(FETCH_RESPONSE, fetch_response, enc_fetch_resp, dec_fetch_resp, check_fetch_resp,
+                           put_raw)},
     AT(WIRE_API_LIST_OFFSETS) = {"ListOffsets",
         WIRE_BODY(LIST_OFFSETS_REQUEST, list_offsets_request, 0, enc_list_req, dec_list_req, check_list_req, NULL),
         WIRE_BODY(LIST_OFFSETS_RESPONSE, list_offsets_response, 0, enc_list_resp, dec_list_resp, check_list_resp,

@@ -94,6 +94,8 @@ typedef struct wire_body_ops {
     bool (*check)(const wire_msg_t *m);
     /* Appends the payload the body implies; NULL: the message has none. */
     int (*put_payload)(const wire_msg_t *m, kl_buf_t *out);
+    /* An error response may carry this body too (wire_msg_t.error_body), never a payload. */
+    bool on_error;
 } wire_body_ops_t;
 
 typedef struct wire_api_ops {
@@ -102,7 +104,10 @@ typedef struct wire_api_ops {
 } wire_api_ops_t;
 
 #define WIRE_BODY(CASE, desc, raft, enc, dec, check, payload)                              \
-    { KEEL__HEADER__BODY_##CASE, &keel__##desc##__descriptor, raft, enc, dec, check, payload }
+    { KEEL__HEADER__BODY_##CASE, &keel__##desc##__descriptor, raft, enc, dec, check, payload, false }
+/* A response body that may also travel with an error (see on_error). */
+#define WIRE_BODY_ON_ERROR(CASE, desc, enc, dec, check, payload)                           \
+    { KEEL__HEADER__BODY_##CASE, &keel__##desc##__descriptor, 0, enc, dec, check, payload, true }
 
 /* APIs WIRE_FIRST_DATA_API .. WIRE_API_MAX_ - 1, indexed from the first. */
 extern const wire_api_ops_t wire_data_apis[WIRE_API_MAX_ - WIRE_FIRST_DATA_API];

@@ -1,4 +1,4 @@
-/* test_broker_bparts.c — two brokers' partition replicas (bparts) in one loop over loopback sockets, with a fake controller committing AlterPartition: produce acks 0/1/all, replication, HW-bounded and long-poll fetches, fencing, min ISR, divergence truncation and restart recovery. */
+/* test_broker_bparts.c — two brokers' partition replicas (bparts) in one loop over loopback sockets, with a fake controller committing AlterPartition: produce acks 0/1/all, replication, HW-bounded and long-poll fetches, fencing, min ISR, divergence truncation, restart recovery, and a follower restarting at and following the leader's log start. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -930,6 +930,68 @@ START_TEST(test_an_ineligible_follower_is_not_proposed_for_the_isr_until_eligibl
 }
 END_TEST
 
+/* The start of a replica's files (the core's log start may be past it). */
+static int64_t files_start(int node)
+{
+    bpart_t *p = bparts_find(nodes[node].bp, TOPIC, 0);
+    ck_assert_ptr_nonnull(p);
+    return partlog_start_offset(p->log);
+}
+
+/* Retention runs every BPARTS_RETENTION_CHECK_MS; the next housekeeping pass runs it now. */
+static void retention_now(int node) { nodes[node].bp->next_retention_ms = 0; }
+
+START_TEST(test_a_follower_behind_the_leaders_log_start_restarts_there_and_follows_its_retention)
+{
+    start(FAST_FOLLOWERS);
+    set_topic_config(META_CFG_SEGMENT_BYTES, "512"); /* SEGLOG_MIN_SEGMENT_BYTES: a few batches each */
+    set_topic_config(META_CFG_RETENTION_BYTES, "0"); /* every sealed segment below the HW goes */
+    set_state(1, 1, r12, 2, r1, 1);
+    ctl_mask = 3;
+    bparts_eligibility(nodes[0].bp, 2, false); /* broker 2 stays out of the ISR: the HW is broker 1's log end */
+    publish(ctl_mask);
+    ck_assert_int_eq(produce_ok(0, 1, "first"), 0);
+    DRIVE(info(1).log_end == 1);
+    close_node(&nodes[1]); /* broker 2 is away while broker 1's retention deletes what it lacks */
+    ctl_mask = 1;
+    for (int i = 1; i < 30; i++) ck_assert_int_eq(produce_ok(0, 1, "while-away"), i);
+    retention_now(0);
+    DRIVE(info(0).log_start > 1);
+    const int64_t start1 = info(0).log_start;
+    ck_assert_int_eq(files_start(0), start1);
+
+    /* a consumer below the log start learns where it is */
+    call_t f;
+    send_fetch(&f, 0, 0, WIRE_NO_EPOCH, 0);
+    DRIVE(f.done);
+    ck_assert_int_eq(f.error, KL_ERANGE);
+    ck_assert_int_eq(f.fetch.log_start_offset, start1);
+    ck_assert_int_eq(f.fetch.log_end_offset, 30);
+    ck_assert_int_eq(f.fetch.high_watermark, 30);
+    ck_assert_int_eq(f.payload_len, 0);
+
+    /* broker 2 comes back at offset 1: KL_ERANGE, it restarts its log at the leader's start and catches up */
+    open_node(&nodes[1]);
+    ctl_mask = 3;
+    publish(ctl_mask);
+    DRIVE(info(1).log_end == 30);
+    ck_assert_int_eq(info(1).log_start, start1);
+    ck_assert_int_eq(files_start(1), start1);
+    ck_assert_int_eq(info(1).latest_epoch, 1);
+    DRIVE(info(1).high_watermark == 30);
+
+    /* the leader's retention moves its start again: the follower deletes its own segments below it */
+    for (int i = 30; i < 60; i++) ck_assert_int_eq(produce_ok(0, 1, "later"), i);
+    retention_now(0);
+    DRIVE(info(0).log_start > 30);
+    const int64_t start2 = info(0).log_start;
+    DRIVE(info(1).log_end == 60 && info(1).log_start == start2);
+    ck_assert_int_gt(files_start(1), start1); /* whole segments only: at most up to the start */
+    ck_assert_int_le(files_start(1), start2);
+    stop();
+}
+END_TEST
+
 static int n_ok(const call_t *c, int n)
 {
     int ok = 0;
@@ -1013,6 +1075,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_a_disk_error_stops_the_partition_and_answers_eio);
     tcase_add_test(tc, test_an_ineligible_follower_is_not_proposed_for_the_isr_until_eligible);
     tcase_add_test(tc, test_many_partitions_replicate_over_one_connection_per_leader);
+    tcase_add_test(tc, test_a_follower_behind_the_leaders_log_start_restarts_there_and_follows_its_retention);
     suite_add_tcase(s, tc);
     return s;
 }

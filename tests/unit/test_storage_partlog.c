@@ -508,6 +508,78 @@ START_TEST(truncate_to_and_reset_are_durable_and_appends_continue)
 }
 END_TEST
 
+static void check_file(const char *name, const char *want)
+{
+    char p[512];
+    part_file(name, p, sizeof p);
+    char *text = slurp(p);
+    ck_assert_str_eq(text, want);
+    free(text);
+}
+
+START_TEST(delete_before_drops_whole_segments_below_the_offset_and_the_checkpoints_follow)
+{
+    partlog_config_t c = small_config();
+    partlog_t *pl = open_pl(&c, topic_a);
+    append_n(pl, 40, 0, NULL);
+    int64_t bases[64];
+    const int n = list_segments(bases, 64);
+    ck_assert_int_gt(n, 6);
+    const replica_epoch_entry_t e[3] = {{0, 0}, {4, bases[1] + 1}, {9, bases[5]}};
+    ck_assert_int_eq(partlog_write_epochs(pl, e, 3), 0);
+    ck_assert_int_eq(partlog_write_hw(pl, 2), 0);
+
+    ck_assert_int_eq(partlog_delete_before(pl, -1), KL_EINVAL);
+    ck_assert_int_eq(partlog_delete_before(pl, 41), KL_ERANGE);
+    ck_assert_int_eq(partlog_delete_before(pl, bases[1] - 1), 0); /* inside the first segment: nothing goes */
+    ck_assert_int_eq(partlog_start_offset(pl), 0);
+    ck_assert_int_eq(list_segments(bases, 64), n);
+    check_file("high-watermark", "0\n2\n");
+
+    /* Inside segment 3: segments 0..2 go, and so does what the checkpoints say below bases[3]. */
+    ck_assert_int_eq(partlog_delete_before(pl, bases[3] + 1), 0);
+    ck_assert_int_eq(partlog_start_offset(pl), bases[3]);
+    ck_assert_int_eq(partlog_end_offset(pl), 40);
+    int64_t left[64];
+    ck_assert_int_eq(list_segments(left, 64), n - 3);
+    ck_assert_int_eq(left[0], bases[3]);
+    char want[128];
+    snprintf(want, sizeof want, "0\n2\n4 %lld\n9 %lld\n", (long long)bases[3], (long long)bases[5]);
+    check_file("leader-epoch-checkpoint", want);
+    snprintf(want, sizeof want, "0\n%lld\n", (long long)bases[3]);
+    check_file("high-watermark", want);
+    kl_buf_t out;
+    kl_buf_init(&out, 0);
+    ck_assert_int_eq(partlog_read(pl, bases[3] - 1, 100, &out), KL_ERANGE);
+    ck_assert_int_eq(partlog_read(pl, bases[3], 100, &out), 0);
+    ck_assert_uint_gt(out.len, 0);
+    kl_buf_free(&out);
+
+    /* A checkpointed HW above the new start stays; the log end: all but the active segment goes. */
+    ck_assert_int_eq(partlog_write_hw(pl, 39), 0);
+    ck_assert_int_eq(partlog_delete_before(pl, 40), 0);
+    ck_assert_int_eq(partlog_start_offset(pl), bases[n - 1]);
+    ck_assert_int_eq(list_segments(left, 64), 1);
+    snprintf(want, sizeof want, "0\n1\n9 %lld\n", (long long)bases[n - 1]);
+    check_file("leader-epoch-checkpoint", want);
+    check_file("high-watermark", "0\n39\n");
+    partlog_close(pl);
+
+    pl = open_pl(&c, topic_a); /* a restart finds the same log */
+    replica_restore_t r;
+    partlog_restore_info(pl, &r);
+    ck_assert_int_eq(r.log_start, bases[n - 1]);
+    ck_assert_int_eq(r.log_end, 40);
+    ck_assert_int_eq(r.high_watermark, 39);
+    ck_assert_int_eq(r.n_epochs, 1);
+    ck_assert_int_eq(r.epochs[0].epoch, 9);
+    ck_assert_int_eq(r.epochs[0].start_offset, bases[n - 1]);
+    append_n(pl, 1, 0, NULL);
+    ck_assert_int_eq(partlog_end_offset(pl), 41);
+    partlog_close(pl);
+}
+END_TEST
+
 static int64_t file_size(const char *p)
 {
     struct stat st;
@@ -765,6 +837,7 @@ int main(void)
     tcase_add_test(tc, delete_removes_the_whole_directory);
     tcase_add_test(tc, bad_names_topic_ids_and_configs_are_refused);
     tcase_add_test(tc, truncate_to_and_reset_are_durable_and_appends_continue);
+    tcase_add_test(tc, delete_before_drops_whole_segments_below_the_offset_and_the_checkpoints_follow);
     tcase_add_test(tc, retention_by_bytes_deletes_oldest_segments_while_the_log_stays_over_the_limit);
     tcase_add_test(tc, retention_by_time_goes_by_the_newest_record_timestamp_and_stops_at_the_hw);
     tcase_add_test(tc, retention_by_time_falls_back_to_the_file_mtime_without_timestamps);

@@ -393,9 +393,93 @@ START_TEST(error_responses_of_every_new_api_are_header_only)
         ck_assert_str_eq(out->leader_host, "node-2");
         ck_assert_int_eq(out->leader_port, 9093);
         ck_assert_uint_eq(out->payload_len, 0);
+        ck_assert(!out->error_body);
         wire_msg_free(out);
         kl_buf_free(&b);
     }
+}
+END_TEST
+
+/* KL_ERANGE from a leader: where its log starts and ends, without records. */
+static void erange_sample(wire_msg_t *m)
+{
+    sample(WIRE_API_FETCH, true, m);
+    m->error = KL_ERANGE;
+    strcpy(m->error_message, "offset out of range");
+    m->error_body = true;
+    m->body.fetch_resp.diverging_epoch = -1;
+    m->body.fetch_resp.diverging_end_offset = -1;
+    m->payload = NULL;
+    m->payload_len = 0;
+}
+
+START_TEST(fetch_error_response_carries_the_leaders_offsets_when_asked)
+{
+    wire_msg_t m;
+    erange_sample(&m);
+    kl_buf_t b;
+    encode_ok(&m, &b);
+    Keel__Header *h = keel__header__unpack(NULL, kl_get_be32(b.data + WIRE_LEN_PREFIX), b.data + WIRE_MIN_FRAME);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(h->body_case, KEEL__HEADER__BODY_FETCH_RESPONSE);
+    keel__header__free_unpacked(h, NULL);
+    kl_buf_free(&b);
+    wire_msg_t *out = round_trip(&m);
+    ck_assert(out->error_body);
+    ck_assert_str_eq(out->error_message, "offset out of range");
+    ck_assert_int_eq(out->body.fetch_resp.log_start_offset, 3);
+    ck_assert_int_eq(out->body.fetch_resp.log_end_offset, 12);
+    ck_assert_int_eq(out->body.fetch_resp.high_watermark, 10);
+    ck_assert_int_eq(out->body.fetch_resp.leader_epoch, 8);
+    ck_assert_int_eq(out->body.fetch_resp.diverging_epoch, -1);
+    ck_assert_mem_eq(&out->body, &m.body, sizeof m.body);
+    wire_msg_free(out);
+
+    m.error_body = false; /* optional: without it the answer is the header alone, as before */
+    out = round_trip(&m);
+    ck_assert(!out->error_body);
+    ck_assert_int_eq(out->body.fetch_resp.log_end_offset, 0);
+    wire_msg_free(out);
+}
+END_TEST
+
+START_TEST(error_bodies_are_refused_where_the_api_has_none_with_a_payload_or_out_of_range)
+{
+    wire_msg_t m;
+    sample(WIRE_API_PRODUCE, true, &m); /* only Fetch answers carry a body with an error */
+    m.error = KL_ENOTLEADER;
+    m.error_body = true;
+    encode_refused(&m, "error response carries no body");
+    erange_sample(&m); /* never records with it */
+    m.payload = PAYLOAD;
+    m.payload_len = sizeof PAYLOAD;
+    encode_refused(&m, "carries no payload");
+    erange_sample(&m);
+    m.body.fetch_resp.log_start_offset = 13; /* past the log end */
+    encode_refused(&m, "fetch response log");
+    erange_sample(&m);
+    m.error = 0; /* a body flagged as an error's without an error */
+    encode_refused(&m, "without an error");
+
+    Keel__ProduceResponse produce = KEEL__PRODUCE_RESPONSE__INIT;
+    Keel__Header h = forged(WIRE_API_PRODUCE, true, KEEL__HEADER__BODY_PRODUCE_RESPONSE, &produce);
+    h.error = KL_ENOTLEADER;
+    REFUSED(h, "error response carries a body");
+    Keel__FetchResponse fetch = KEEL__FETCH_RESPONSE__INIT;
+    fetch.log_end_offset = 5;
+    fetch.diverging_epoch = fetch.diverging_end_offset = -1;
+    h = forged(WIRE_API_FETCH, true, KEEL__HEADER__BODY_FETCH_RESPONSE, &fetch);
+    h.error = KL_ERANGE;
+    ck_assert_int_eq(decode_forged(&h, NULL, 0), 0); /* the control case decodes */
+    ck_assert_int_eq(decode_forged(&h, PAYLOAD, sizeof PAYLOAD), KL_EPROTO);
+    ck_assert_ptr_nonnull(strstr(wire_last_error(), "error response carries a payload"));
+    h.body_case = KEEL__HEADER__BODY_PRODUCE_RESPONSE; /* another API's body */
+    h.produce_response = &produce;
+    REFUSED(h, "error response with body");
+    h = forged(WIRE_API_FETCH, true, KEEL__HEADER__BODY_FETCH_RESPONSE, &fetch);
+    h.error = KL_ERANGE;
+    fetch.log_start_offset = 6; /* past the log end */
+    REFUSED(h, "fetch response log");
 }
 END_TEST
 
@@ -823,16 +907,18 @@ END_TEST
 
 START_TEST(seeded_random_mutations_of_new_api_frames_never_crash_or_leak)
 {
-    enum { N_VALID = 2 * N_NEW_APIS };
+    enum { N_VALID = 2 * N_NEW_APIS + 1 };
     kl_buf_t valid[N_VALID];
     int n = 0;
+    wire_msg_t m;
     for (uint32_t api = WIRE_API_BROKER_REGISTRATION; api < WIRE_API_MAX_; api++)
         for (int response = 0; response < 2; response++) {
-            wire_msg_t m;
             if (api == WIRE_API_METADATA && response) metadata_sample(&m);
             else sample(api, response, &m);
             encode_ok(&m, &valid[n++]);
         }
+    erange_sample(&m); /* an error response with its body */
+    encode_ok(&m, &valid[n++]);
     kl_rng_t rng;
     kl_rng_seed(&rng, 20250117);
     for (int i = 0; i < GARBAGE_FRAMES; i++) {
@@ -867,6 +953,7 @@ static Suite *wire_data_suite(void)
     tcase_add_test(t, msg_init_starts_none_fields_at_minus_one);
     tcase_add_test(t, produce_and_fetch_payloads_pass_through_untouched);
     tcase_add_test(t, error_responses_of_every_new_api_are_header_only);
+    tcase_add_test(t, fetch_error_response_carries_the_leaders_offsets_when_asked);
     tcase_add_test(t, metadata_request_round_trips_every_topic_or_names_up_to_the_bound);
     tcase_add_test(t, metadata_response_round_trips_brokers_topics_configs_and_partitions);
     tcase_add_test(t, metadata_response_at_the_per_topic_partition_bound_round_trips);
@@ -878,6 +965,7 @@ static Suite *wire_data_suite(void)
     tcase_add_test(t, metadata_response_that_breaks_its_invariants_is_refused);
     tcase_add_test(t, decoder_refuses_arrays_strings_and_numbers_over_their_bounds);
     tcase_add_test(t, bodies_of_another_api_or_direction_are_refused);
+    tcase_add_test(t, error_bodies_are_refused_where_the_api_has_none_with_a_payload_or_out_of_range);
     tcase_add_test(t, frames_of_new_apis_cut_short_are_refused);
     tcase_add_test(t, seeded_random_mutations_of_new_api_frames_never_crash_or_leak);
     suite_add_tcase(s, t);
