@@ -168,6 +168,7 @@ static void req_cb(net_peer_t *p, int err, wire_msg_t *resp, void *arg)
     (void)p;
     kc_req_t *r = arg;
     req_unlink(r->c, r);
+    if (err == 0) r->ep->last_reply_ms = net_now_ms();
     if (r->done) r->done(r, err, resp);
     else wire_msg_free(resp);
     free(r);
@@ -178,7 +179,8 @@ int kc_send(kc_client_t *c, kc_endpoint_t *ep, wire_msg_t *m, int timeout_ms, kc
 {
     kc_req_t *r = calloc(1, sizeof *r);
     if (!r) return KL_ENOMEM;
-    *r = (kc_req_t){.c = c, .done = done, .owner = owner, .item = item, .ep = ep, .next = c->reqs};
+    *r = (kc_req_t){.c = c, .done = done, .owner = owner, .item = item, .ep = ep, .next = c->reqs,
+                    .sent_ms = net_now_ms()};
     if (c->reqs) c->reqs->prev = r;
     c->reqs = r;
     int rc = net_request(ep->peer, m, timeout_ms, req_cb, r);
@@ -194,6 +196,13 @@ int kc_send(kc_client_t *c, kc_endpoint_t *ep, wire_msg_t *m, int timeout_ms, kc
 void kc_req_cancel(kc_req_t *r)
 {
     if (r) r->done = NULL;
+}
+
+bool kc_endpoint_stuck(const kc_client_t *c, const kc_endpoint_t *ep, int64_t now)
+{
+    for (const kc_req_t *r = c->reqs; r; r = r->next)
+        if (r->ep == ep && r->sent_ms <= now - KC_STUCK_MS && ep->last_reply_ms < r->sent_ms) return true;
+    return false;
 }
 
 void kc_ep_name(const kc_client_t *c, const kc_endpoint_t *ep, char *buf, size_t len)
@@ -325,6 +334,12 @@ kc_endpoint_t *kc_any_endpoint(kc_client_t *c)
 {
     /* Known brokers first (they are the cluster now), then the bootstrap list. */
     int n = c->n_brokers + c->n_boot;
+    int64_t now = net_now_ms();
+    for (int k = 0; k < n; k++) {
+        int i = (c->md_rot + k) % n;
+        kc_endpoint_t *ep = i < c->n_brokers ? c->brokers[i].ep : c->boot[i - c->n_brokers];
+        if (!kc_endpoint_stuck(c, ep, now)) return ep;
+    }
     int i = c->md_rot % n;
     return i < c->n_brokers ? c->brokers[i].ep : c->boot[i - c->n_brokers];
 }

@@ -14,6 +14,11 @@ struct event;
 #define KC_MAX_ENDPOINTS (KC_MAX_BOOTSTRAP + META_MAX_BROKERS)
 #define KC_MD_BACKOFF_MAX_MS 2000 /* failed metadata rounds back off exponentially up to this */
 #define KC_NET_GRACE_MS 1000      /* a broker-side timeout's answer may take this long to arrive */
+/* A request unanswered this long, with nothing heard from its endpoint since
+ * it was sent, marks the endpoint as stuck (a paused or cut-off broker):
+ * metadata is then asked elsewhere, and a producer resends to a newer leader
+ * instead of waiting out request.timeout.ms. */
+#define KC_STUCK_MS 1000
 
 typedef enum kc_topic_state {
     KC_TOPIC_UNKNOWN = 0, /* no metadata answer has covered it yet */
@@ -43,6 +48,7 @@ typedef struct kc_endpoint {
     int port;
     net_peer_t *peer;
     kc_req_t *probe; /* connection probe in flight (acks=0 sends wait for a live connection) */
+    int64_t last_reply_ms; /* last response of any kind from it (monotonic ms), 0 never */
 } kc_endpoint_t;
 
 typedef struct kc_broker {
@@ -61,6 +67,7 @@ struct kc_req {
     kc_done_fn done; /* NULL once cancelled */
     void *owner, *item;
     kc_endpoint_t *ep;
+    int64_t sent_ms;
 };
 
 /* A producer or consumer: woken when metadata or a connection changes, and
@@ -123,6 +130,8 @@ int kc_run(kc_client_t *c, int64_t deadline, bool (*done)(void *arg), void *arg)
 int kc_send(kc_client_t *c, kc_endpoint_t *ep, wire_msg_t *m, int timeout_ms, kc_done_fn done, void *owner,
             void *item, kc_req_t **out);
 void kc_req_cancel(kc_req_t *r);
+/* See KC_STUCK_MS. */
+bool kc_endpoint_stuck(const kc_client_t *c, const kc_endpoint_t *ep, int64_t now);
 /* "<what>: <endpoint>: <reason>" for a failed request (resp: its application error). */
 void kc_req_errmsg(const kc_client_t *c, const kc_endpoint_t *ep, const char *what, int err, const wire_msg_t *resp,
                    int timeout_ms, char *buf, size_t len);
@@ -151,7 +160,8 @@ int kc_topic_ready(kc_client_t *c, kc_topic_t *t, int32_t partition, int64_t dea
 kc_endpoint_t *kc_leader(kc_client_t *c, const kc_topic_t *t, int32_t partition, int32_t *leader_epoch);
 /* Makes sure ep is connecting (a cheap probe request); children are woken when it is up. */
 void kc_probe(kc_client_t *c, kc_endpoint_t *ep);
-/* An endpoint for a request any broker can answer, by rotation; kc_rotate moves on. */
+/* An endpoint for a request any broker can answer, by rotation, passing over
+ * stuck ones while another is left; kc_rotate moves on. */
 kc_endpoint_t *kc_any_endpoint(kc_client_t *c);
 void kc_rotate(kc_client_t *c);
 /* "broker 101 at 127.0.0.1:9192" or "127.0.0.1:9192". */

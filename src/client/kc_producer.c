@@ -55,6 +55,7 @@ typedef struct kc_batch {
     char *errmsg;     /* B_DONE with err: the text kc_last_error gives with its report */
     int64_t base_offset;
     kc_req_t *req;
+    int32_t sent_epoch; /* leader epoch the request in flight was sent for */
 } kc_batch_t;
 
 typedef struct kc_ptopic kc_ptopic_t;
@@ -283,12 +284,53 @@ static int batch_send(kc_producer_t *p, kc_ppart_t *pp, kc_batch_t *b, kc_endpoi
     int tmo = p->cfg.acks == 0 ? 1 : c->cfg.request_timeout_ms + KC_NET_GRACE_MS;
     int rc = kc_send(c, ep, &m, tmo, produce_done, p, b, &b->req);
     if (rc != 0) return rc;
+    b->sent_epoch = epoch;
     b->state = B_INFLIGHT;
     pp->n_inflight++;
     return 0;
 }
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* A leader that stopped answering (paused, cut off) would hold the batches
+ * in flight until request.timeout.ms. Once one of them is stuck, ask for
+ * metadata (from another broker, kc_any_endpoint); when it names a newer
+ * leader epoch, give up the requests sent for older epochs and resend those
+ * batches, byte for byte and in order, to the new leader: if the old leader
+ * had committed one, the new leader knows it as a duplicate (KIP-98). */
+static void abandon_stuck(kc_producer_t *p, kc_ppart_t *pp, int64_t now, int64_t *next)
+{
+    kc_client_t *c = p->c;
+    bool stuck = false;
+    for (kc_batch_t *b = pp->head; b; b = b->next)
+        if (b->state == B_INFLIGHT && b->req) {
+            if (now - b->req->sent_ms >= KC_STUCK_MS) stuck = true;
+            else *next = min64(*next, b->req->sent_ms + KC_STUCK_MS);
+        }
+    if (!stuck || p->cfg.acks == 0) return;
+    int32_t epoch = WIRE_NO_EPOCH;
+    if (!kc_leader(c, pp->pt->t, pp->partition, &epoch)) return;
+    bool moved = false;
+    for (kc_batch_t *b = pp->head; b; b = b->next) {
+        if (b->state != B_INFLIGHT || !b->req || b->sent_epoch >= epoch) continue;
+        kc_req_cancel(b->req);
+        b->req = NULL;
+        pp->n_inflight--;
+        b->state = B_READY;
+        b->err = KL_ENOTLEADER;
+        b->retry_at = now;
+        moved = true;
+    }
+    if (moved) {
+        snprintf(pp->errmsg, sizeof pp->errmsg,
+                 "produce to %s-%" PRId32 ": the leader stopped answering; leader epoch %" PRId32 " is elsewhere",
+                 pp->pt->t->name, pp->partition, epoch);
+        KL_DEBUG(KC_LOG, "%s; resending", pp->errmsg);
+    } else {
+        kc_md_refresh(c); /* at most one per retry.backoff.ms */
+        *next = min64(*next, now + c->cfg.retry_backoff_ms);
+    }
+}
 
 /* Linger, expiry, sends in order, then the reports the head allows. */
 static void ppart_service(kc_producer_t *p, kc_ppart_t *pp, int64_t now, int64_t *next, bool *need_pid)
@@ -300,12 +342,15 @@ static void ppart_service(kc_producer_t *p, kc_ppart_t *pp, int64_t now, int64_t
         if (p->flushing || now >= due) seal(open);
         else *next = min64(*next, due);
     }
+    /* Batches queue in creation order, so the first ready one that has not
+     * expired ends the scan: a pump costs O(in flight), not O(queued), which
+     * matters with thousands of batches in buffer.memory. */
     for (kc_batch_t *b = pp->head; b; b = b->next) {
         if (b->state != B_READY) continue;
         int64_t expiry = b->created_ms + p->cfg.delivery_timeout_ms;
         if (now < expiry) {
             *next = min64(*next, expiry);
-            continue;
+            break;
         }
         int e = b->err ? b->err
                 : pp->pt->t->state == KC_TOPIC_ABSENT ? KL_EUNKNOWNPARTITION
@@ -317,6 +362,7 @@ static void ppart_service(kc_producer_t *p, kc_ppart_t *pp, int64_t now, int64_t
                  b->err ? pp->errmsg : e == p->pid_err ? p->pid_errmsg : "no leader to send to");
         batch_fail(p, pp, b, e, msg);
     }
+    abandon_stuck(p, pp, now, next);
     if (!pp->wait_md || kc_md_has(c, pp->wait_md)) {
         pp->wait_md = 0;
         int32_t epoch = WIRE_NO_EPOCH;
