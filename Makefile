@@ -47,7 +47,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
 SIM_SRCS  := $(wildcard tests/sim/*.c)
 SIM_BIN   := $(BUILD)/tests/sim
 SIM_SEEDS ?= 2000
-DP_SEEDS  ?= 300
+DP_SEEDS  ?= 1000
 
 .PHONY: all deps run test unit sim integration check-pure clean help
 .DELETE_ON_ERROR:

@@ -72,4 +72,8 @@ int sim_seed_observers(uint64_t seed, int voters, int forced);
 /* Runs one seed start to finish; frees everything before returning. */
 void sim_run(const sim_params_t *p, sim_result_t *res);
 
+/* What an abort (core assertion) or a sanitizer death prints: the run in
+ * progress and its replay command. NULL: no run in progress. */
+void sim_running_set(const char *text);
+
 #endif

@@ -11,6 +11,7 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+#include "dp.h"
 #include "sim.h"
 
 #define SIM_DEFAULT_SEEDS 2000
@@ -34,8 +35,9 @@ static void usage(void)
             "usage: %s [--seeds N] [--first S] [--voters 3|5] [--observers 0-2]   run the Check suite\n"
             "       %s --seed S [--scenario random|heal|snapshot|divergence] [--bug NAME] [--voters V]\n"
             "            [--observers K] [--verbose]                             replay one seed\n"
+            "       %s --dp ...                                                    the data-plane simulator (--dp --help)\n"
             "bugs: none vote-for-shorter-log commit-without-majority truncate-below-hw\n",
-            g.argv0, g.argv0);
+            g.argv0, g.argv0, g.argv0);
 }
 
 static void replay_command(const sim_params_t *p, char *b, size_t cap)
@@ -95,16 +97,23 @@ static void install_crash_report(void)
 #endif
 }
 
+void sim_running_set(const char *text)
+{
+    g_running_len = 0;
+    if (!text) return;
+    int k = snprintf(g_running, sizeof g_running, "%s", text);
+    g_running_len = k > 0 && (size_t)k < sizeof g_running ? (size_t)k : 0;
+}
+
 static void sim_run_reported(const sim_params_t *p, sim_result_t *r)
 {
-    char cmd[256];
+    char cmd[256], text[sizeof g_running];
     replay_command(p, cmd, sizeof cmd);
-    g_running_len = 0;
-    int k = snprintf(g_running, sizeof g_running, "\nsim: seed %" PRIu64 " died (core assertion or sanitizer)\n  replay: %s\n",
-                     p->seed, cmd);
-    g_running_len = k > 0 && (size_t)k < sizeof g_running ? (size_t)k : 0;
+    snprintf(text, sizeof text, "\nsim: seed %" PRIu64 " died (core assertion or sanitizer)\n  replay: %s\n", p->seed,
+             cmd);
+    sim_running_set(text);
     sim_run(p, r);
-    g_running_len = 0;
+    sim_running_set(NULL);
 }
 
 static const char *failure_kind(sim_failure_t f)
@@ -344,6 +353,11 @@ static int parse_u64(const char *s, uint64_t *out)
 int main(int argc, char **argv)
 {
     g.argv0 = argv[0];
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--dp") == 0) { /* the data-plane simulator (dp_main.c) */
+            install_crash_report();
+            return dp_main(argc, argv);
+        }
     sim_params_t one = {.n_observers = -1};
     bool single = false;
     for (int i = 1; i < argc; i++) {
