@@ -37,7 +37,8 @@
     X(KL_EUNKNOWNPARTITION, -29, "unknown topic or partition")                   \
     X(KL_EDUPLICATE, -30, "duplicate sequence number")                           \
     X(KL_ESEQUENCE, -31, "out-of-order sequence number")                         \
-    X(KL_EUNKNOWNEPOCH, -32, "unknown leader epoch")
+    X(KL_EUNKNOWNEPOCH, -32, "unknown leader epoch")                               \
+    X(KL_ENOTAVAILABLE, -33, "not available yet: the new leader's high watermark is catching up")
 
 enum kl_err {
 #define KL_ERR_ENUM(name, value, msg) name = (value),

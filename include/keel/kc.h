@@ -13,7 +13,7 @@
  * Errors are KL_E* codes. Retriable ones (KL_ENOTLEADER, KL_EFENCED,
  * KL_EUNKNOWNEPOCH, KL_EUNKNOWNPARTITION while metadata catches up,
  * KL_ENOTENOUGHREPLICAS, KL_ETIMEOUT, KL_ECLOSED, KL_ECONNECT,
- * KL_ENOTCONTROLLER, KL_ESHUTDOWN) are retried with retry.backoff.ms after
+ * KL_ENOTCONTROLLER, KL_ESHUTDOWN, KL_ENOTAVAILABLE) are retried with retry.backoff.ms after
  * a metadata refresh until delivery.timeout.ms; the rest fail at once. */
 
 #include <stdbool.h>

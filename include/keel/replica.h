@@ -77,7 +77,8 @@ typedef struct replica_fetch_req {
  * nothing is read either: the follower truncates first (KIP-595 fetch). */
 typedef struct replica_fetch_result {
     int error;             /* 0, KL_ENOTLEADER, KL_EFENCED (stale epoch), KL_EUNKNOWNEPOCH (newer epoch),
-                            * KL_ERANGE (offset outside [log start, log end]), KL_EINVAL (not a replica) */
+                            * KL_ERANGE (offset outside [log start, log end]), KL_EINVAL (not a replica),
+                            * KL_ENOTAVAILABLE (consumer: a new leader's HW has not caught up yet; retry) */
     int64_t read_end;      /* send records in [fetch_offset, read_end): log end for followers, HW for consumers */
     int64_t high_watermark;
     int64_t log_start_offset;
@@ -300,6 +301,10 @@ int32_t replica_partition_epoch(const replica_t *r);
 int64_t replica_log_start(const replica_t *r);
 int64_t replica_log_end(const replica_t *r);
 int64_t replica_high_watermark(const replica_t *r);
+/* False while a leader's HW is below the start of its epoch: it may then be
+ * lower than what the previous leader reported, so consumers (Fetch and
+ * ListOffsets latest) get KL_ENOTAVAILABLE rather than an HW that goes back. */
+bool replica_hw_settled(const replica_t *r);
 /* Committed ISR (the one min.insync.replicas is checked against): copies up
  * to max ids, returns the ISR size. */
 int replica_isr(const replica_t *r, int32_t *out, int max);

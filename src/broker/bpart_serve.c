@@ -387,6 +387,7 @@ void bparts_serve_list_offsets(bparts_t *bp, net_conn_id_t conn, const wire_msg_
         err = e < mine ? KL_EFENCED : e > mine ? KL_EUNKNOWNEPOCH : 0;
     }
     if (!err && lr->timestamp != WIRE_OFFSET_LATEST && lr->timestamp != WIRE_OFFSET_EARLIEST) err = KL_EUNSUPPORTED;
+    if (!err && lr->timestamp == WIRE_OFFSET_LATEST && !replica_hw_settled(p->rep)) err = KL_ENOTAVAILABLE;
     if (err) {
         bparts_reply_error(bp, conn, WIRE_API_LIST_OFFSETS, corr, err, p && wants_hint(err) ? leader_hint(p) : -1);
         return;

@@ -34,7 +34,7 @@ bool kc_retriable(int err)
     switch (err) {
     case KL_ENOTLEADER: case KL_EFENCED: case KL_EUNKNOWNEPOCH: case KL_EUNKNOWNPARTITION:
     case KL_ENOTENOUGHREPLICAS: case KL_ETIMEOUT: case KL_ECLOSED: case KL_ECONNECT:
-    case KL_ENOTCONTROLLER: case KL_ESHUTDOWN:
+    case KL_ENOTCONTROLLER: case KL_ESHUTDOWN: case KL_ENOTAVAILABLE:
         return true;
     default:
         return false;

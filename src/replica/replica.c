@@ -81,6 +81,10 @@ replica_t *replica_new(const replica_config_t *cfg, const replica_restore_t *res
         /* KIP-101 load: entries past the recovered end describe nothing we hold */
         replica_epochs_truncate_end(&r->epochs, s->log_end);
         replica_epochs_truncate_start(&r->epochs, s->log_start);
+        /* A dropped entry must leave the file too, or a later restart reloads
+         * it as if it described records appended since (dp sim seed 163). */
+        r->epochs_dirty = r->epochs.n != s->n_epochs ||
+                          (s->n_epochs > 0 && r->epochs.e[0].start_offset != s->epochs[0].start_offset);
     }
     return r;
 }
@@ -292,6 +296,10 @@ int replica_step(replica_t *r, const replica_event_t *ev, replica_update_t *out)
         return rc;
     }
     if (r->role == REPLICA_LEADER) replica_leader_settle(r);
+    if (r->epochs_dirty) {
+        out->epochs_changed = true;
+        r->epochs_dirty = false;
+    }
     out->high_watermark = r->hw;
     out->hw_changed = r->hw != hw0;
     out->completions = r->done;
@@ -305,6 +313,8 @@ int replica_step(replica_t *r, const replica_event_t *ev, replica_update_t *out)
 }
 
 /* ---- queries ----------------------------------------------------------------------- */
+
+bool replica_hw_settled(const replica_t *r) { return r->role != REPLICA_LEADER || r->hw >= r->epoch_start; }
 
 int replica_fetch_request(const replica_t *r, replica_fetch_req_t *req)
 {

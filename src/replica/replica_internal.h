@@ -47,6 +47,7 @@ struct replica {
 
     /* leader */
     int64_t epoch_start; /* our log end when this leader epoch began */
+    bool epochs_dirty;   /* the restore dropped checkpoint entries: the next update rewrites the file */
     struct {
         bool inflight;    /* sent, not settled: its ISR counts for the HW (maximal ISR) */
         bool resend;      /* outcome unknown: send the same again at retry_ms */

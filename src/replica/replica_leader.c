@@ -398,6 +398,12 @@ static void serve_fetch(replica_t *r, const replica_fetch_req_t *req, replica_fe
         follower_fetched(r, f, req);
         update_hw(r); /* so the answer already carries the HW this fetch moved */
         res->read_end = r->log_end;
+    } else if (!replica_hw_settled(r)) {
+        /* A new leader's HW may trail what the previous leader reported until
+         * its followers fetch (KAFKA-2334); answering with it would let a
+         * consumer see the HW go back. Once it reaches the start of our epoch
+         * it covers everything any earlier leader committed (KIP-207). */
+        res->error = KL_ENOTAVAILABLE;
     } else { /* consumers read committed records only (DESIGN.md §4) */
         res->read_end = r->hw > req->fetch_offset ? r->hw : req->fetch_offset;
     }

@@ -42,7 +42,7 @@ END_TEST
 
 START_TEST(unknown_code_gives_unknown_error_never_null)
 {
-    const int unknown[] = {1, 42, -33, -1000, 0x7fffffff, -0x7fffffff - 1};
+    const int unknown[] = {1, 42, -34, -1000, 0x7fffffff, -0x7fffffff - 1};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         ck_assert_str_eq(kl_strerror(unknown[i]), "unknown error");
         ck_assert_str_eq(kl_errname(unknown[i]), "KL_EUNKNOWN");
