@@ -42,6 +42,7 @@
  * cluster configs and the last producer-id block. */
 #define META_MAX_RECORDS (2 * META_MAX_BROKERS + META_MAX_TOPICS + META_MAX_PARTITIONS + META_MAX_CONFIGS + 1)
 #define META_MSG_LEN 200               /* error and note texts */
+#define META_RESERVED_TOPIC "__cluster_metadata" /* the metadata log's name: no topic may take it */
 
 #define META_NO_LEADER (-1)        /* partition offline */
 #define META_LEADER_UNCHANGED (-2) /* in a partition change: leader not part of the delta (Kafka's -2) */

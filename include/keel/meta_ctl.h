@@ -32,7 +32,8 @@
 typedef struct meta_ctl_config {
     int64_t broker_session_timeout_ms;   /* broker.session.timeout.ms: 9000 */
     int64_t broker_disconnect_grace_ms;  /* fence this soon after a broker's controller connection
-                                          * breaks and is not re-made (§3, faster than the session): 1000 */
+                                          * breaks and is not re-made (§3, faster than the session): 1000
+                                          * here; keeld's broker.session.disconnect.grace.ms defaults to 250 */
     bool unclean_leader_election_enable; /* static default; cluster and topic configs override: false */
     bool auto_leader_rebalance_enable;   /* auto.leader.rebalance.enable: true */
     int leader_imbalance_per_broker_percentage; /* Kafka's trigger for the periodic rebalance: 10 */

@@ -72,6 +72,10 @@ int meta_decide_create_topic(const meta_image_t *img, const meta_create_topic_re
     if (!meta_topic_name_valid(name))
         return meta_refuse(out, KL_EINVAL, "invalid topic name \"%.64s\": 1..%d of [a-zA-Z0-9._-], not \".\" or \"..\"",
                            name, META_MAX_TOPIC_NAME_LEN);
+    /* Partition 0 of this name would be the directory of the broker's own
+     * copy of the metadata log (KRaft reserves it the same way). */
+    if (names_collide(name, META_RESERVED_TOPIC))
+        return meta_refuse(out, KL_EINVAL, "topic name %s is reserved for the metadata log", name);
     if (meta_image_topic(img, name)) return meta_refuse(out, KL_EEXIST, "topic %s already exists", name);
     for (int i = 0; i < meta_image_topic_count(img); i++)
         if (names_collide(meta_image_topic_at(img, i)->name, name))

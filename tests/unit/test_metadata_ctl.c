@@ -511,6 +511,7 @@ START_TEST(create_topic_validates_name_counts_uuid_and_replication_factor)
         {"a_b", 1, 1, 1, KL_EINVAL},   {"new", 0, 1, 1, KL_EINVAL},    {"new", 1, 0, 1, KL_EINVAL},
         {"new", 1, META_MAX_TOPIC_PARTITIONS + 1, 1, KL_EINVAL},       {"new", 1, 1, 0, KL_EINVAL},
         {"new", 1, 1, META_MAX_REPLICAS + 1, KL_EINVAL},               {"new", 1, 1, 4, KL_EINVAL},
+        {"__cluster_metadata", 1, 1, 1, KL_EINVAL},                    {"__cluster.metadata", 1, 1, 1, KL_EINVAL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         meta_create_topic_req_t req = {.name = cases[i].name, .partitions = cases[i].parts, .replication_factor = cases[i].rf};
