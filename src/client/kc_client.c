@@ -201,7 +201,8 @@ void kc_req_cancel(kc_req_t *r)
 bool kc_endpoint_stuck(const kc_client_t *c, const kc_endpoint_t *ep, int64_t now)
 {
     for (const kc_req_t *r = c->reqs; r; r = r->next)
-        if (r->ep == ep && r->sent_ms <= now - KC_STUCK_MS && ep->last_reply_ms < r->sent_ms) return true;
+        /* <=: the reply that prompted a request usually lands in its millisecond */
+        if (r->ep == ep && r->sent_ms <= now - KC_STUCK_MS && ep->last_reply_ms <= r->sent_ms) return true;
     return false;
 }
 

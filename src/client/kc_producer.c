@@ -385,6 +385,7 @@ static void ppart_service(kc_producer_t *p, kc_ppart_t *pp, int64_t now, int64_t
                 *next = min64(*next, b->retry_at);
                 break;
             }
+            *next = min64(*next, now + KC_STUCK_MS); /* look again if it goes unanswered */
         }
     }
     /* Reports, oldest first; a callback may produce more (appended behind). */

@@ -1,7 +1,8 @@
 /* test_client.c — the C client against a fake in-process cluster: Kafka's murmur2 partitioner, produce
- * with batching, idempotent retries in order, delivery timeout, consumers from either end and up to the
- * high watermark, bootstrap fail-over and admin retries. The fake brokers listen on 127.0.0.1 port 0 on
- * the client's own loop, so every step is driven by the client's calls: no threads, no sleeps. */
+ * with batching, idempotent retries in order, delivery timeout, stuck leaders, consumers from either end
+ * and up to the high watermark, bootstrap fail-over and admin retries. The fake brokers listen on
+ * 127.0.0.1 port 0 on the client's own loop, so every step is driven by the client's calls: no threads,
+ * no sleeps. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
@@ -22,6 +23,8 @@
 #include "keel/wire.h"
 #include "unit/kl_check.h"
 
+#include "../../src/client/kc_internal.h" /* KC_STUCK_MS: the stuck-leader tests straddle it */
+
 #define TOPIC "events"
 #define F_MAX_BROKERS 3
 #define F_MAX_PARTS 4
@@ -30,9 +33,12 @@
 #define F_MAX_SENT 64
 #define F_MAX_SCRIPT 8
 #define F_MAX_PARKED 8
+#define F_MAX_HELD 16  /* requests a paused broker holds unanswered */
+#define F_UNANSWERED 1 /* fsent_t.result while a paused broker holds the request (codes are <= 0) */
 #define F_REMEMBERED 5 /* batches remembered per producer, like the broker's */
 #define WAIT_MS 5000   /* bound on any single blocking call; tests finish far sooner */
 #define MAX_REPORTS 64
+#define LONG_REQUEST_TIMEOUT_MS 20000 /* a stuck leader must be left long before this */
 
 /* ---- the fake cluster ------------------------------------------------------------------ */
 
@@ -68,6 +74,8 @@ typedef struct fbroker {
     fake_t *f;
     int32_t id;
     int port;
+    bool paused;    /* a stopped process: connections stay open, nothing is answered */
+    int n_md_asked; /* metadata requests that reached it, answered or not */
 } fbroker_t;
 
 typedef struct fsent { /* one produce request as it arrived */
@@ -81,6 +89,13 @@ typedef struct fscript { /* the next requests of an api fail like this */
     int32_t move_leader_to; /* 0: leave the leader alone */
     bool append_anyway;     /* the batch is appended, only the answer says err (a lost answer) */
 } fscript_t;
+
+typedef struct fheld { /* a request a paused broker sits on */
+    fbroker_t *b;
+    net_conn_id_t conn;
+    wire_msg_t *req;
+    int sent; /* its fk.sent index (produce), else -1 */
+} fheld_t;
 
 typedef struct fparked {
     fake_t *f;
@@ -103,6 +118,8 @@ struct fake {
     int n_produce_script, n_create_script;
     int produce_forever; /* every produce fails with this (0: none) */
     fparked_t parked[F_MAX_PARKED];
+    fheld_t held[F_MAX_HELD];
+    int n_held;
     int n_metadata, n_init_pid, n_create;
     int64_t next_pid;
 };
@@ -224,18 +241,24 @@ static void wake_parked(void)
         if (fk.parked[i].used) answer_parked(&fk.parked[i], false);
 }
 
-static void answer_produce(fbroker_t *b, net_conn_id_t conn, const wire_msg_t *req)
+/* Records a produce request as it arrives; returns its fk.sent index. */
+static int record_produce(const fbroker_t *b, const wire_msg_t *req)
+{
+    const wire_produce_req_t *q = &req->body.produce;
+    ck_assert_int_lt(fk.n_sent, F_MAX_SENT);
+    fsent_t *s = &fk.sent[fk.n_sent];
+    *s = (fsent_t){.broker = b->id, .partition = q->partition, .leader_epoch = q->leader_epoch,
+                   .result = F_UNANSWERED, .data = malloc(req->payload_len), .len = req->payload_len};
+    ck_assert_ptr_nonnull(s->data);
+    memcpy(s->data, req->payload, req->payload_len);
+    return fk.n_sent++;
+}
+
+static void answer_produce(fbroker_t *b, net_conn_id_t conn, const wire_msg_t *req, fsent_t *s)
 {
     const wire_produce_req_t *q = &req->body.produce;
     fpart_t *p = fpart(q->partition);
     ck_assert_ptr_nonnull(p);
-    ck_assert_int_lt(fk.n_sent, F_MAX_SENT);
-    fsent_t *s = &fk.sent[fk.n_sent++];
-    *s = (fsent_t){.broker = b->id, .partition = q->partition, .leader_epoch = q->leader_epoch,
-                   .data = malloc(req->payload_len), .len = req->payload_len};
-    ck_assert_ptr_nonnull(s->data);
-    memcpy(s->data, req->payload, req->payload_len);
-
     wire_msg_t resp;
     wire_msg_init(&resp, WIRE_API_PRODUCE, true, req->correlation_id);
     resp.body.produce_resp.base_offset = -1;
@@ -359,10 +382,9 @@ static void answer_fetch(fbroker_t *b, net_conn_id_t conn, wire_msg_t *req)
     ck_abort_msg("too many parked fetches");
 }
 
-static void on_request(net_loop_t *l, net_conn_id_t conn, wire_msg_t *req, void *arg)
+/* Answers req (taken over); sent: its fk.sent index for a produce. */
+static void serve(fbroker_t *b, net_conn_id_t conn, wire_msg_t *req, int sent)
 {
-    (void)l;
-    fbroker_t *b = arg;
     wire_msg_t resp;
     wire_msg_init(&resp, req->api, true, req->correlation_id);
     switch (req->api) {
@@ -370,7 +392,7 @@ static void on_request(net_loop_t *l, net_conn_id_t conn, wire_msg_t *req, void 
         answer_metadata(b, conn, req);
         break;
     case WIRE_API_PRODUCE:
-        answer_produce(b, conn, req);
+        answer_produce(b, conn, req, &fk.sent[sent]);
         break;
     case WIRE_API_FETCH:
         answer_fetch(b, conn, req);
@@ -412,9 +434,37 @@ static void on_request(net_loop_t *l, net_conn_id_t conn, wire_msg_t *req, void 
     wire_msg_free(req);
 }
 
+static void on_request(net_loop_t *l, net_conn_id_t conn, wire_msg_t *req, void *arg)
+{
+    (void)l;
+    fbroker_t *b = arg;
+    if (req->api == WIRE_API_METADATA) b->n_md_asked++;
+    int sent = req->api == WIRE_API_PRODUCE ? record_produce(b, req) : -1;
+    if (!b->paused) {
+        serve(b, conn, req, sent);
+        return;
+    }
+    ck_assert_int_lt(fk.n_held, F_MAX_HELD);
+    fk.held[fk.n_held++] = (fheld_t){b, conn, req, sent};
+}
+
+/* The paused broker b carries on: what it held is answered now, late, in arrival order. */
+static void fake_resume(fbroker_t *b)
+{
+    fheld_t held[F_MAX_HELD];
+    int n = fk.n_held;
+    memcpy(held, fk.held, (size_t)n * sizeof held[0]);
+    fk.n_held = 0;
+    b->paused = false;
+    for (int i = 0; i < n; i++) {
+        if (held[i].b == b) serve(b, held[i].conn, held[i].req, held[i].sent);
+        else fk.held[fk.n_held++] = held[i];
+    }
+}
+
 /* n brokers (ids 1..n), n_parts partitions led by broker 1; the client
  * bootstraps from `prefix` (may be "") followed by broker 1. */
-static void fake_up(int n, int n_parts, const char *prefix)
+static void fake_start(int n, int n_parts, const char *prefix, int request_timeout_ms)
 {
     memset(&fk, 0, sizeof fk);
     fk.loop = net_loop_new(0);
@@ -435,12 +485,14 @@ static void fake_up(int n, int n_parts, const char *prefix)
     kc_config_defaults(&cfg);
     cfg.bootstrap = boot;
     cfg.loop = fk.loop;
-    cfg.request_timeout_ms = WAIT_MS;
+    cfg.request_timeout_ms = request_timeout_ms;
     cfg.retry_backoff_ms = 10;
     char err[256];
     cli = kc_client_new(&cfg, err, sizeof err);
     ck_assert_msg(cli != NULL, "kc_client_new: %s", err);
 }
+
+static void fake_up(int n, int n_parts, const char *prefix) { fake_start(n, n_parts, prefix, WAIT_MS); }
 
 static void fake_down(void)
 {
@@ -451,6 +503,7 @@ static void fake_down(void)
             wire_msg_free(fk.parked[i].req);
             event_free(fk.parked[i].ev);
         }
+    for (int i = 0; i < fk.n_held; i++) wire_msg_free(fk.held[i].req);
     for (int i = 0; i < fk.n_parts; i++)
         for (int j = 0; j < fk.parts[i].n_batches; j++) free(fk.parts[i].batches[j].data);
     for (int i = 0; i < fk.n_sent; i++) free(fk.sent[i].data);
@@ -845,12 +898,13 @@ START_TEST(acks_zero_reports_once_written_without_an_offset)
     ck_assert_int_eq(n_reports, 2);
     ck_assert_int_eq(reports[0].err, 0);
     ck_assert_int_eq(reports[0].offset, -1);
-    ck_assert_int_eq(fk.n_init_pid, 0);          /* idempotence needs acks=all */
-    ck_assert_int_eq(sent_header(0).producer_id, -1);
-    /* Written means on the connection: the broker has it by the next round trip. */
+    ck_assert_int_eq(fk.n_init_pid, 0); /* idempotence needs acks=all */
+    /* Written means on the connection: the broker has it by the next round
+     * trip (not yet when flush returns: it may still be in the socket). */
     int64_t off = -1;
     ck_assert_int_eq(kc_list_offset(cli, TOPIC, 0, WIRE_OFFSET_LATEST, WAIT_MS, &off), 0);
     ck_assert_int_eq(off, 2);
+    ck_assert_int_eq(sent_header(0).producer_id, -1);
     kc_producer_free(p);
     fake_down();
 }
@@ -1021,6 +1075,137 @@ START_TEST(create_topic_retries_while_there_is_no_controller)
 }
 END_TEST
 
+/* Runs the client's loop in short polls until *counter reaches want (the whole bounded by WAIT_MS). */
+static void poll_until(const int *counter, int want, const char *what)
+{
+    int64_t deadline = net_now_ms() + WAIT_MS;
+    while (*counter < want && net_now_ms() < deadline) ck_assert_int_eq(kc_poll(cli, 20), 0);
+    ck_assert_msg(*counter >= want, "%s: %d, not %d, within %d ms", what, *counter, want, WAIT_MS);
+}
+
+/* Broker 1 leads partition 0 in leader epoch 0 and acknowledges "r0"; then it
+ * stops (a paused process) with "r1" and "r2" in flight to it. *sent_from: a
+ * time no later than their sending. */
+static kc_producer_t *stuck_leader_with_two_batches(int request_timeout_ms, int64_t *sent_from)
+{
+    fake_start(2, 1, "", request_timeout_ms);
+    fk.parts[0].leader_epoch = 0;
+    kc_producer_t *p = producer(one_record_batches);
+    produce(p, 0, NULL, "r0");
+    ck_assert_msg(kc_flush(p, WAIT_MS) == 0, "flush: %s", kc_last_error(cli));
+    fk.brokers[0].paused = true;
+    *sent_from = net_now_ms();
+    produce(p, 0, NULL, "r1");
+    produce(p, 0, NULL, "r2");
+    poll_until(&fk.n_held, 2, "requests broker 1 holds");
+    ck_assert_int_eq(fk.n_sent, 3);
+    return p;
+}
+
+START_TEST(a_leader_that_stops_answering_is_abandoned_once_metadata_names_a_newer_leader)
+{
+    int64_t t0;
+    kc_producer_t *p = stuck_leader_with_two_batches(LONG_REQUEST_TIMEOUT_MS, &t0);
+    int asked_a = fk.brokers[0].n_md_asked;
+    /* Once stuck, metadata comes from broker 2; it still names broker 1 in epoch 0, so nothing moves yet. */
+    poll_until(&fk.brokers[1].n_md_asked, 1, "metadata requests to broker 2");
+    ck_assert_int_ge(net_now_ms() - t0, KC_STUCK_MS);
+    ck_assert_int_eq(fk.n_sent, 3);
+    ck_assert_int_eq(n_reports, 1);
+    fk.parts[0].leader = 2; /* the controller moves leadership away from the stopped broker */
+    fk.parts[0].leader_epoch = 1;
+    ck_assert_msg(kc_flush(p, WAIT_MS) == 0, "flush: %s", kc_last_error(cli));
+    ck_assert_int_eq(n_reports, 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(reports[i].err, 0);
+        ck_assert_int_eq(reports[i].offset, i);
+    }
+    ck_assert_int_ge(reports[1].at_ms - t0, KC_STUCK_MS);
+    ck_assert_int_lt(reports[2].at_ms - t0, LONG_REQUEST_TIMEOUT_MS);
+    /* Resent to broker 2 byte for byte (same producer id, epoch and sequences), in order (KIP-98). */
+    ck_assert_int_eq(fk.n_sent, 5);
+    recbatch_header_t first = sent_header(0);
+    for (int i = 1; i <= 2; i++) {
+        const fsent_t *old = &fk.sent[i], *again = &fk.sent[i + 2];
+        ck_assert_int_eq(old->broker, 1);
+        ck_assert_int_eq(old->leader_epoch, 0);
+        ck_assert_int_eq(old->result, F_UNANSWERED);
+        ck_assert_int_eq(again->broker, 2);
+        ck_assert_int_eq(again->leader_epoch, 1);
+        ck_assert_int_eq(again->result, 0);
+        ck_assert_int_eq(again->len, old->len);
+        ck_assert_mem_eq(again->data, old->data, old->len);
+        recbatch_header_t h = sent_header(i + 2);
+        ck_assert_int_eq(h.producer_id, first.producer_id);
+        ck_assert_int_eq(h.producer_epoch, first.producer_epoch);
+        ck_assert_int_eq(h.base_sequence, i);
+    }
+    ck_assert_int_eq(fk.brokers[0].n_md_asked, asked_a); /* the stopped broker was never asked */
+    char v[16];
+    fake_value_at(0, 2, v, sizeof v);
+    ck_assert_str_eq(v, "r2");
+    kc_producer_free(p);
+    fake_down();
+}
+END_TEST
+
+START_TEST(metadata_is_not_asked_from_a_stuck_broker)
+{
+    fake_up(2, 1, "");
+    kc_consumer_t *k = consumer();
+    ck_assert_int_eq(kc_consumer_assign(k, TOPIC, 0, 0), 0);
+    wire_msg_t *md = NULL;
+    ck_assert_msg(kc_metadata(cli, NULL, 0, WAIT_MS, &md) == 0, "metadata: %s", kc_last_error(cli));
+    wire_msg_free(md);
+    ck_assert_int_eq(fk.brokers[0].n_md_asked, 1); /* broker 1 comes first in the rotation */
+    /* Broker 1 stops with the consumer's fetch in flight, which then outlives KC_STUCK_MS. */
+    fk.brokers[0].paused = true;
+    consumed_t got = {0};
+    int64_t deadline = net_now_ms() + WAIT_MS;
+    while (fk.n_held < 1 && net_now_ms() < deadline) ck_assert_int_eq(kc_consume(k, 20, on_record, &got), 0);
+    ck_assert_int_eq(fk.n_held, 1);
+    ck_assert_int_eq(kc_consume(k, KC_STUCK_MS, on_record, &got), 0);
+    ck_assert_int_eq(got.n, 0);
+    /* Both the background refresh and a metadata call go to broker 2, answered at once. */
+    int64_t start = net_now_ms();
+    ck_assert_msg(kc_md_wait(cli, start + WAIT_MS) == 0, "refresh: %s", kc_last_error(cli));
+    ck_assert_msg(kc_metadata(cli, NULL, 0, WAIT_MS, &md) == 0, "metadata: %s", kc_last_error(cli));
+    wire_msg_free(md);
+    ck_assert_int_lt(net_now_ms() - start, KC_STUCK_MS);
+    ck_assert_int_eq(fk.brokers[0].n_md_asked, 1);
+    ck_assert_int_eq(fk.brokers[1].n_md_asked, 2);
+    kc_consumer_free(k);
+    fake_down();
+}
+END_TEST
+
+START_TEST(nothing_is_abandoned_while_metadata_still_names_the_same_leader_epoch)
+{
+    int64_t t0;
+    kc_producer_t *p = stuck_leader_with_two_batches(WAIT_MS, &t0);
+    /* Refresh after refresh still names broker 1 in epoch 0: the requests stay where they are. */
+    poll_until(&fk.brokers[1].n_md_asked, 3, "metadata requests to broker 2");
+    ck_assert_int_ge(net_now_ms() - t0, KC_STUCK_MS);
+    ck_assert_int_eq(fk.n_sent, 3);
+    ck_assert_int_eq(n_reports, 1);
+    fake_resume(&fk.brokers[0]); /* it carries on: the late answers are accepted */
+    ck_assert_msg(kc_flush(p, WAIT_MS) == 0, "flush: %s", kc_last_error(cli));
+    ck_assert_int_eq(n_reports, 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(reports[i].err, 0);
+        ck_assert_int_eq(reports[i].offset, i);
+    }
+    ck_assert_int_eq(fk.n_sent, 3); /* nothing was sent twice */
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(fk.sent[i].broker, 1);
+        ck_assert_int_eq(fk.sent[i].result, 0);
+    }
+    ck_assert_int_eq(fk.parts[0].leo, 3);
+    kc_producer_free(p);
+    fake_down();
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
     Suite *s = suite_create("client");
@@ -1043,6 +1228,9 @@ static Suite *client_suite(void)
     tcase_add_test(t, consumer_returns_out_of_range);
     tcase_add_test(t, bootstrap_falls_over_from_a_dead_address_to_the_next);
     tcase_add_test(t, create_topic_retries_while_there_is_no_controller);
+    tcase_add_test(t, a_leader_that_stops_answering_is_abandoned_once_metadata_names_a_newer_leader);
+    tcase_add_test(t, metadata_is_not_asked_from_a_stuck_broker);
+    tcase_add_test(t, nothing_is_abandoned_while_metadata_still_names_the_same_leader_epoch);
     suite_add_tcase(s, t);
     return s;
 }
