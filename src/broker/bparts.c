@@ -114,6 +114,38 @@ static int replay_cb(void *arg, const replica_batch_t *b, int n)
 
 static int replay_log(bpart_t *p) { return partlog_scan_headers(p->log, replay_cb, p->rep); }
 
+/* The leader-epoch cache rebuilt from the batches themselves (KIP-101:
+ * Kafka does the same on recovery). A follower appends before it rewrites
+ * leader-epoch-checkpoint (replica.h's order), so a crash in between leaves
+ * a checkpoint that lacks an epoch the log holds; trusting it would make
+ * this replica, once leader, send followers to the wrong divergence point. */
+typedef struct epoch_scan {
+    replica_epoch_entry_t *e;
+    int n, cap;
+} epoch_scan_t;
+
+static int epoch_scan_cb(void *arg, const replica_batch_t *b, int n)
+{
+    epoch_scan_t *s = arg;
+    for (int i = 0; i < n; i++) {
+        if (s->n > 0 && b[i].leader_epoch <= s->e[s->n - 1].epoch) {
+            if (b[i].leader_epoch < s->e[s->n - 1].epoch) return KL_ECORRUPT; /* epochs never go back in a log */
+            continue;
+        }
+        if (b[i].leader_epoch < 0) return KL_ECORRUPT;
+        if (s->n == s->cap) {
+            if (s->cap >= REPLICA_MAX_EPOCHS) return KL_EFULL;
+            const int cap = s->cap ? 2 * s->cap : 16;
+            replica_epoch_entry_t *e = realloc(s->e, (size_t)cap * sizeof *e);
+            if (!e) return KL_ENOMEM;
+            s->e = e;
+            s->cap = cap;
+        }
+        s->e[s->n++] = (replica_epoch_entry_t){b[i].leader_epoch, b[i].base_offset};
+    }
+    return 0;
+}
+
 static void send_alter(bpart_t *p, const replica_alter_req_t *a);
 
 static void log_notes(const bpart_t *p, const replica_update_t *u)
@@ -393,7 +425,34 @@ static int open_replica(bparts_t *bp, bpart_t *p, char *err, size_t errlen)
         topic_int(bp, p->topic_id, META_CFG_MAX_MESSAGE_BYTES, "message.max.bytes", 0, RECBATCH_MAX_BYTES);
     replica_restore_t rs;
     partlog_restore_info(p->log, &rs);
-    if (!(p->rep = replica_new(&rc_cfg, &rs))) {
+    epoch_scan_t es = {0};
+    if ((rc = partlog_scan_headers(p->log, epoch_scan_cb, &es)) != 0) {
+        free(es.e);
+        snprintf(err, errlen, "rebuilding the leader-epoch cache from the log: %s", kl_strerror(rc));
+        return rc;
+    }
+    /* What the checkpoint says about the records we hold (replica_new drops
+     * the rest: a new leader's entry at the log end, entries below the start). */
+    int n_ck = 0;
+    for (int i = 0; i < rs.n_epochs; i++) n_ck += rs.epochs[i].start_offset < rs.log_end;
+    bool stale = es.n != n_ck;
+    for (int i = 0; !stale && i < es.n; i++)
+        stale = es.e[i].epoch != rs.epochs[i].epoch ||
+                (i > 0 ? es.e[i].start_offset != rs.epochs[i].start_offset
+                       : (rs.epochs[0].start_offset > rs.log_start ? rs.epochs[0].start_offset : rs.log_start) !=
+                             es.e[0].start_offset);
+    if (stale) {
+        KL_WARN(BPARTS_LOG, "%s-%d: leader-epoch-checkpoint (%d entries) disagrees with the log (%d epochs); "
+                "rebuilt from the batches", p->topic, p->partition, rs.n_epochs, es.n);
+        rs.epochs = es.e;
+        rs.n_epochs = es.n;
+    }
+    p->rep = replica_new(&rc_cfg, &rs);
+    if (p->rep && stale && (rc = partlog_write_epochs(p->log, es.e, es.n)) != 0)
+        KL_WARN(BPARTS_LOG, "%s-%d: rewriting leader-epoch-checkpoint: %s (rebuilt again at the next open)",
+                p->topic, p->partition, kl_strerror(rc));
+    free(es.e);
+    if (!p->rep) {
         snprintf(err, errlen, "recovered state is inconsistent (log [%" PRId64 ", %" PRId64 "), HW %" PRId64
                  ", %d epochs)", rs.log_start, rs.log_end, rs.high_watermark, rs.n_epochs);
         return KL_ECORRUPT;
