@@ -12,7 +12,6 @@
 #define BROKER_RETRY_MIN_MS 100           /* registration retries back off from this ... */
 #define BROKER_RETRY_MAX_MS 2000          /* ... doubling up to this */
 #define BROKER_SHUTDOWN_HEARTBEAT_MS 100  /* heartbeat pace during controlled shutdown */
-#define BROKER_SNAPSHOT_RETRY_MS 5000     /* after a failed metadata snapshot (e.g. disk full) */
 #define BROKER_MAX_FORWARDS 64            /* admin requests forwarded to the controller, outstanding */
 #define BROKER_MAX_PID_WAITERS 256        /* InitProducerId requests waiting for a producer-id block */
 

@@ -10,7 +10,6 @@
 #include "keel/net.h"
 
 #define CONTROLLER_HOUSEKEEPING_MS 100 /* session expiry, no-op and snapshot checks run this often */
-#define CONTROLLER_SNAPSHOT_RETRY_MS 5000 /* after a failed snapshot (e.g. disk full), wait this long */
 #define CONTROLLER_RECONCILE_MS 1000 /* periodic repair of partitions left without a usable leader */
 #define CONTROLLER_MAX_WAITING 1024 /* requests decided but not yet answered (records not committed);
                                      * more are refused with KL_EFULL */

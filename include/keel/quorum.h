@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "keel/buf.h"
 #include "keel/config.h"
 #include "keel/net.h"
 #include "keel/raft.h"
@@ -74,6 +75,27 @@ void quorum_describe(quorum_t *q, wire_msg_t *resp);
  * waits (bounded) for a successor; `done` runs once when it may exit (maybe
  * before this returns). Later calls are ignored. */
 void quorum_shutdown(quorum_t *q, void (*done)(void *arg), void *arg);
+
+/* When to snapshot the applied state, for controllers and brokers alike
+ * (metadata.log.max.record.bytes.between.snapshots,
+ * metadata.log.max.snapshot.interval.ms). */
+#define QUORUM_SNAPSHOT_RETRY_MS 5000 /* after a failed snapshot (e.g. disk full), wait this long */
+typedef struct quorum_snapshot_policy {
+    int64_t bytes;       /* snapshot after this many new log bytes */
+    int64_t interval_ms; /* and at least this often when anything changed (0 = off) */
+    int64_t last_end;    /* end offset of the newest snapshot (also one restored) */
+    int64_t last_ms;
+    int64_t retry_ms;    /* no attempt before this */
+} quorum_snapshot_policy_t;
+
+void quorum_snapshot_policy_init(quorum_snapshot_policy_t *p, const kl_config_t *cfg, int64_t now_ms);
+/* When the policy says so, encodes the state applied below
+ * quorum_applied_end (encode appends it to out) and records it with
+ * quorum_snapshot. 0 when nothing was due or it worked; else the error,
+ * logged, and retried after QUORUM_SNAPSHOT_RETRY_MS. Not from a quorum_sm
+ * callback. */
+int quorum_maybe_snapshot(quorum_t *q, quorum_snapshot_policy_t *p, int64_t now_ms,
+                          int (*encode)(void *arg, kl_buf_t *out), void *arg);
 
 const raft_t *quorum_raft(const quorum_t *q);
 int64_t quorum_applied_end(const quorum_t *q); /* offsets below it are applied */

@@ -49,9 +49,7 @@ struct broker {
     quorum_t *quorum;
     meta_image_t *image;
     int64_t applied_offset; /* last applied metadata offset, -1 none */
-    int64_t snapshot_bytes; /* metadata.log.max.record.bytes.between.snapshots */
-    int64_t snapshot_interval_ms;
-    int64_t last_snapshot_ms, last_snapshot_end, snapshot_retry_ms;
+    quorum_snapshot_policy_t snap; /* of the broker's copy of the metadata log */
 
     /* registration and heartbeats (DESIGN.md §3) */
     uint8_t incarnation[KL_UUID_LEN];
@@ -282,7 +280,7 @@ static int sm_restore(void *arg, raft_snapshot_id_t id, const uint8_t *data, uin
     meta_image_t *old = b->image;
     b->image = img;
     b->applied_offset = id.end_offset - 1;
-    b->last_snapshot_end = id.end_offset;
+    b->snap.last_end = id.end_offset;
     if (b->publishing) publish_image(b, old);
     meta_image_free(old);
     check_own_registration(b);
@@ -852,27 +850,7 @@ void broker_on_conn_closed(broker_t *b, net_conn_id_t conn)
 
 /* The broker's copy of the metadata log stays bounded like the controllers'
  * (DESIGN.md §2 snapshots): same keys, same policy. */
-static void maybe_snapshot(broker_t *b, int64_t now)
-{
-    int64_t end = quorum_applied_end(b->quorum);
-    if (end <= b->last_snapshot_end || now < b->snapshot_retry_ms) return;
-    bool by_bytes = quorum_log_bytes_since_snapshot(b->quorum) >= b->snapshot_bytes;
-    bool by_time = b->snapshot_interval_ms > 0 && now - b->last_snapshot_ms >= b->snapshot_interval_ms;
-    if (!by_bytes && !by_time) return;
-    kl_buf_t buf;
-    kl_buf_init(&buf, RAFT_MAX_SNAPSHOT_BYTES);
-    int rc = wire_meta_encode_snapshot(b->image, &buf);
-    if (rc == 0) rc = quorum_snapshot(b->quorum, end, buf.data, buf.len);
-    kl_buf_free(&buf);
-    if (rc) {
-        KL_WARN(MOD, "metadata snapshot at %lld failed: %s; retrying in %d ms", (long long)end, kl_strerror(rc),
-                BROKER_SNAPSHOT_RETRY_MS);
-        b->snapshot_retry_ms = now + BROKER_SNAPSHOT_RETRY_MS;
-        return;
-    }
-    b->last_snapshot_end = end;
-    b->last_snapshot_ms = now;
-}
+static int encode_image(void *arg, kl_buf_t *out) { return wire_meta_encode_snapshot(((broker_t *)arg)->image, out); }
 
 static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
 {
@@ -884,7 +862,7 @@ static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
         finish_shutdown(b, "controlled.shutdown.timeout.ms elapsed; leaderships move when the session expires");
         return;
     }
-    maybe_snapshot(b, now);
+    quorum_maybe_snapshot(b->quorum, &b->snap, now, encode_image, b);
     drive(b);
 }
 
@@ -1002,8 +980,6 @@ static int read_config(broker_t *b, char *err, size_t errlen)
     memcpy(b->log_dir, dirs + start, len);
     b->log_dir[len] = '\0';
     b->heartbeat_ms = kl_config_int(cfg, "broker.heartbeat.interval.ms");
-    b->snapshot_bytes = kl_config_int(cfg, "metadata.log.max.record.bytes.between.snapshots");
-    b->snapshot_interval_ms = kl_config_int(cfg, "metadata.log.max.snapshot.interval.ms");
     return 0;
 }
 
@@ -1023,7 +999,7 @@ int broker_open(net_loop_t *loop, const kl_config_t *cfg, const char *metadata_d
     b->own_state = -1;
     b->ctl_id = b->hint_leader = RAFT_NO_NODE;
     b->reg_backoff_ms = BROKER_RETRY_MIN_MS;
-    b->last_snapshot_ms = net_now_ms();
+    quorum_snapshot_policy_init(&b->snap, cfg, net_now_ms());
     int rc = read_config(b, err, errlen);
     if (rc) goto fail;
     if ((rc = kl_uuid_random(b->incarnation)) != 0) {

@@ -80,12 +80,8 @@ struct controller {
     /* ---- housekeeping ---- */
     struct event *housekeeping_ev;
     int64_t idle_interval_ms;       /* metadata.max.idle.interval.ms */
-    int64_t snapshot_bytes;         /* metadata.log.max.record.bytes.between.snapshots */
-    int64_t snapshot_interval_ms;   /* metadata.log.max.snapshot.interval.ms */
+    quorum_snapshot_policy_t snap;
     int64_t last_append_ms;         /* last time the active controller proposed a record */
-    int64_t last_snapshot_ms;
-    int64_t last_snapshot_end;
-    int64_t snapshot_retry_ms;      /* no snapshot attempt before this (after a failure) */
     bool stopping;
 };
 
@@ -284,7 +280,7 @@ static int sm_restore(void *arg, raft_snapshot_id_t id, const uint8_t *data, uin
     meta_image_free(c->image);
     c->image = img;
     c->applied_end = id.end_offset;
-    c->last_snapshot_end = id.end_offset;
+    c->snap.last_end = id.end_offset;
     return 0;
 }
 
@@ -660,27 +656,11 @@ static void maybe_noop(controller_t *c, int64_t now)
     c->last_append_ms = now;
 }
 
-static void maybe_snapshot(controller_t *c, int64_t now)
+static int encode_image(void *arg, kl_buf_t *out)
 {
-    int64_t end = quorum_applied_end(c->quorum);
-    if (end <= c->last_snapshot_end || now < c->snapshot_retry_ms) return;
-    bool by_bytes = quorum_log_bytes_since_snapshot(c->quorum) >= c->snapshot_bytes;
-    bool by_time = c->snapshot_interval_ms > 0 && now - c->last_snapshot_ms >= c->snapshot_interval_ms;
-    if (!by_bytes && !by_time) return;
-    KL_ASSERT(end == c->applied_end); /* the image is the state below `end` */
-    kl_buf_t b;
-    kl_buf_init(&b, 0);
-    int rc = wire_meta_encode_snapshot(c->image, &b);
-    if (rc == 0) rc = quorum_snapshot(c->quorum, end, b.data, b.len);
-    kl_buf_free(&b);
-    if (rc) {
-        KL_WARN(MOD, "snapshot at %lld failed: %s; retrying in %d ms", (long long)end, kl_strerror(rc),
-                CONTROLLER_SNAPSHOT_RETRY_MS);
-        c->snapshot_retry_ms = now + CONTROLLER_SNAPSHOT_RETRY_MS;
-        return;
-    }
-    c->last_snapshot_end = end;
-    c->last_snapshot_ms = now;
+    controller_t *c = arg;
+    KL_ASSERT(quorum_applied_end(c->quorum) == c->applied_end); /* the image is the state below it */
+    return wire_meta_encode_snapshot(c->image, out);
 }
 
 static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
@@ -691,7 +671,7 @@ static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
     maybe_ready(c); /* after an allocation failure */
     decide_periodic(c, now);
     maybe_noop(c, now);
-    maybe_snapshot(c, now);
+    quorum_maybe_snapshot(c->quorum, &c->snap, now, encode_image, c);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -742,8 +722,6 @@ static int read_config(controller_t *c, const kl_config_t *cfg, char *err, size_
     }
     c->node_id = (int32_t)kl_config_int(cfg, "node.id");
     c->idle_interval_ms = kl_config_int(cfg, "metadata.max.idle.interval.ms");
-    c->snapshot_bytes = kl_config_int(cfg, "metadata.log.max.record.bytes.between.snapshots");
-    c->snapshot_interval_ms = kl_config_int(cfg, "metadata.log.max.snapshot.interval.ms");
     return kcfg_parse_voters(kl_config_str(cfg, "controller.quorum.voters"), c->voters, RAFT_MAX_VOTERS,
                              &c->n_voters, err, errlen);
 }
@@ -769,7 +747,7 @@ int controller_open(net_loop_t *loop, const kl_config_t *cfg, const char *metada
         controller_close(c);
         return KL_ENOMEM;
     }
-    c->last_snapshot_ms = net_now_ms();
+    quorum_snapshot_policy_init(&c->snap, cfg, net_now_ms());
     quorum_options_t qo = {
         .cfg = cfg,
         .metadata_dir = metadata_dir,

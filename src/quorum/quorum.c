@@ -839,3 +839,38 @@ void quorum_close(quorum_t *q)
 const raft_t *quorum_raft(const quorum_t *q) { return q->raft; }
 int64_t quorum_applied_end(const quorum_t *q) { return q->applied_end; }
 int64_t quorum_log_bytes_since_snapshot(const quorum_t *q) { return q->bytes_since_snapshot; }
+
+/* ---- snapshot policy ----------------------------------------------------------- */
+
+void quorum_snapshot_policy_init(quorum_snapshot_policy_t *p, const kl_config_t *cfg, int64_t now_ms)
+{
+    *p = (quorum_snapshot_policy_t){
+        .bytes = kl_config_int(cfg, "metadata.log.max.record.bytes.between.snapshots"),
+        .interval_ms = kl_config_int(cfg, "metadata.log.max.snapshot.interval.ms"),
+        .last_ms = now_ms,
+    };
+}
+
+int quorum_maybe_snapshot(quorum_t *q, quorum_snapshot_policy_t *p, int64_t now_ms,
+                          int (*encode)(void *arg, kl_buf_t *out), void *arg)
+{
+    const int64_t end = quorum_applied_end(q);
+    if (end <= p->last_end || now_ms < p->retry_ms) return 0;
+    const bool by_bytes = quorum_log_bytes_since_snapshot(q) >= p->bytes;
+    const bool by_time = p->interval_ms > 0 && now_ms - p->last_ms >= p->interval_ms;
+    if (!by_bytes && !by_time) return 0;
+    kl_buf_t buf;
+    kl_buf_init(&buf, RAFT_MAX_SNAPSHOT_BYTES);
+    int rc = encode(arg, &buf);
+    if (rc == 0) rc = quorum_snapshot(q, end, buf.data, buf.len);
+    kl_buf_free(&buf);
+    if (rc) {
+        KL_WARN(MOD, "metadata snapshot at %lld failed: %s; retrying in %d ms", (long long)end, kl_strerror(rc),
+                QUORUM_SNAPSHOT_RETRY_MS);
+        p->retry_ms = now_ms + QUORUM_SNAPSHOT_RETRY_MS;
+        return rc;
+    }
+    p->last_end = end;
+    p->last_ms = now_ms;
+    return 0;
+}
