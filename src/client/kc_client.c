@@ -536,6 +536,13 @@ static void md_send(kc_client_t *c)
 
 uint64_t kc_md_refresh(kc_client_t *c)
 {
+    if (c->md_req && kc_endpoint_stuck(c, c->md_req->ep, net_now_ms())) {
+        /* It went to a broker that stopped answering: waiting out the request
+         * timeout would delay every failover behind it. Ask another. */
+        kc_req_cancel(c->md_req);
+        c->md_req = NULL;
+        kc_rotate(c);
+    }
     uint64_t target = c->md_seq + 1;
     if (c->md_req) {
         c->md_again = true;
