@@ -5,7 +5,7 @@
 # shellcheck source=tests/integration/lib.sh disable=SC2317 # helpers run through t_wait/t_check
 source "$(dirname "$0")/lib.sh"
 
-cluster up --controllers 3 --brokers 3 --racks r1,r2,r3 >/dev/null
+cluster up --controllers 3 --brokers 3 --racks r1,r2,r3 "${T_UP_FLAGS[@]}" >/dev/null
 
 brokers=$(t_sctl brokers list --json)
 t_check "brokers list: want 101..103 unfenced with racks r1..r3 and an endpoint each; got $brokers" \
