@@ -49,7 +49,7 @@ SIM_BIN   := $(BUILD)/tests/sim
 SIM_SEEDS ?= 2000
 DP_SEEDS  ?= 1000
 
-.PHONY: all deps run test unit sim integration check-pure clean help
+.PHONY: all deps run test unit sim integration chaos-checker check-pure clean help
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -127,6 +127,10 @@ sim: $(SIM_BIN)
 integration: all
 	@BUILD=$(BUILD) bash tests/integration/run.sh
 
+# The chaos history checker on hand-made histories (issue 4: every anomaly must be caught).
+chaos-checker:
+	bash tests/chaos/test_checker.sh
+
 # The pure cores (DESIGN.md §6) may not include I/O, clock or library headers,
 # and their objects may not call anything outside an allow-list of pure libc.
 PURE_DIRS := raft metadata replica
@@ -150,7 +154,7 @@ run: deps all
 	@bash tools/cluster tour
 
 test: deps all
-	$(MAKE) --no-print-directory unit sim integration
+	$(MAKE) --no-print-directory unit sim chaos-checker integration
 
 clean:
 	rm -rf $(BUILD)
