@@ -2,6 +2,7 @@
 #ifndef KEEL_SEGLOG_H
 #define KEEL_SEGLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,7 @@ struct recbatch_header; /* keel/recbatch.h */
 #define SEGLOG_MAX_SEGMENTS 100000 /* per log directory */
 #define SEGLOG_READ_CACHE 4 /* older segments kept open (fd + index) for reads */
 #define SEGLOG_NAME_DIGITS 20
+#define SEGLOG_NAME_LEN (SEGLOG_NAME_DIGITS + 4) /* "<20 digits>.log" */
 
 typedef struct seglog_config {
     uint32_t segment_bytes; /* roll before an append would pass this */
@@ -102,4 +104,7 @@ int64_t seglog_start_offset(const seglog_t *sl); /* base of the first segment */
 int64_t seglog_end_offset(const seglog_t *sl); /* offset the next append must have */
 int seglog_segment_count(const seglog_t *sl);
 
+/* "<20 digits>.log" -> its base offset; false for any other name (for
+ * read-only tools that walk a log directory themselves). */
+bool seglog_parse_segment_name(const char *name, int64_t *base);
 #endif

@@ -31,7 +31,6 @@
 /* One whole batch plus read-ahead; +1 so that "is anything after this batch"
  * can be asked of the largest batch too. */
 #define DUMPLOG_BUF_BYTES (RECBATCH_MAX_BYTES + DUMPLOG_READ_CHUNK + 1u)
-#define DUMPLOG_SEG_NAME_LEN (SEGLOG_NAME_DIGITS + 4) /* "<20 digits>.log" */
 
 typedef struct seg_list {
     int64_t *base;
@@ -61,25 +60,11 @@ typedef struct dumplog {
 enum { SCAN_DONE, SCAN_TAIL, SCAN_DAMAGE };
 
 /* "<20 digits>.log" -> base offset (the names seglog.c writes, strictly). */
-static bool parse_seg_name(const char *name, int64_t *base)
-{
-    if (strlen(name) != DUMPLOG_SEG_NAME_LEN || strcmp(name + SEGLOG_NAME_DIGITS, ".log") != 0)
-        return false;
-    int64_t v = 0;
-    for (int i = 0; i < SEGLOG_NAME_DIGITS; i++) {
-        int d = name[i] - '0';
-        if (d < 0 || d > 9 || v > (INT64_MAX - d) / 10) return false;
-        v = v * 10 + d;
-    }
-    *base = v;
-    return true;
-}
-
 static int collect_segment(const char *name, void *arg)
 {
     seg_list_t *l = arg;
     int64_t base;
-    if (!parse_seg_name(name, &base)) return 0;
+    if (!seglog_parse_segment_name(name, &base)) return 0;
     if (l->n == l->cap) {
         int cap = l->cap ? 2 * l->cap : 16;
         if (l->n >= SEGLOG_MAX_SEGMENTS) return l->rc = KL_ETOOBIG;
@@ -313,7 +298,7 @@ static int dump(dumplog_t *d)
     print_snapshot(d);
     int result = SCAN_DONE;
     for (int i = 0; i < segs.n && result == SCAN_DONE; i++) {
-        char name[DUMPLOG_SEG_NAME_LEN + 1], path[FSUTIL_PATH_MAX];
+        char name[SEGLOG_NAME_LEN + 1], path[FSUTIL_PATH_MAX];
         snprintf(name, sizeof name, "%0*" PRId64 ".log", SEGLOG_NAME_DIGITS, segs.base[i]);
         if (fsutil_join(path, sizeof path, d->dir, name) < 0) {
             cli_errorf("dump-log: %s: path too long", d->dir);

@@ -27,7 +27,6 @@
 #define REPL_MAX_DETAILED 100 /* mismatches shown record by record, per partition */
 #define REPL_SHOWN_BYTES 256  /* of a key or value in a mismatch report */
 #define REPL_NOTE_LEN 512
-#define REPL_SEG_NAME_LEN (SEGLOG_NAME_DIGITS + 4) /* "<20 digits>.log" */
 #define REPL_PARTITION_META "partition.metadata"   /* partlog.h: "version: 0\ntopic_id: <uuid>\n" */
 #define REPL_PARTITION_META_MAX 1024
 #define REPL_METADATA_TOPIC "__cluster_metadata" /* compared only when asked for by --topic */
@@ -48,7 +47,7 @@ typedef struct entries {
 /* A replica read front to back, one record at a time. */
 typedef struct replica {
     const char *log_dir;
-    char dir[FSUTIL_PATH_MAX - REPL_SEG_NAME_LEN - 1]; /* so that dir/<segment> fits FSUTIL_PATH_MAX */
+    char dir[FSUTIL_PATH_MAX - SEGLOG_NAME_LEN - 1]; /* so that dir/<segment> fits FSUTIL_PATH_MAX */
     const char *topic_id;
     int64_t *segs; /* base offsets, sorted */
     int n_segs, seg_i;
@@ -76,20 +75,6 @@ typedef struct check {
     cli_json_t j;
     int64_t partitions, bad_partitions, damaged;
 } check_t;
-
-/* "<20 digits>.log" -> base offset. */
-static bool parse_seg_name(const char *name, int64_t *base)
-{
-    if (strlen(name) != REPL_SEG_NAME_LEN || strcmp(name + SEGLOG_NAME_DIGITS, ".log") != 0) return false;
-    int64_t v = 0;
-    for (int i = 0; i < SEGLOG_NAME_DIGITS; i++) {
-        int d = name[i] - '0';
-        if (d < 0 || d > 9 || v > (INT64_MAX - d) / 10) return false;
-        v = v * 10 + d;
-    }
-    *base = v;
-    return true;
-}
 
 /* "<topic>-<partition>" (the partition in plain decimal) -> its parts. */
 static bool parse_partition_dir(const char *name, entry_t *e)
@@ -185,7 +170,7 @@ static int collect_segment(const char *name, void *arg)
 {
     replica_t *r = arg;
     int64_t base;
-    if (!parse_seg_name(name, &base)) return 0;
+    if (!seglog_parse_segment_name(name, &base)) return 0;
     if (r->n_segs >= SEGLOG_MAX_SEGMENTS) return KL_ETOOBIG;
     if ((r->n_segs & (r->n_segs - 1)) == 0) { /* grow at powers of two */
         int64_t *s = realloc(r->segs, (size_t)(r->n_segs ? 2 * r->n_segs : 1) * sizeof *s);

@@ -69,8 +69,7 @@ static int seg_path(const seglog_t *sl, int64_t base, const char *ext, char *out
     return fsutil_join(out, FSUTIL_PATH_MAX, sl->dir, name);
 }
 
-/* "<20 digits>.log" -> base offset. */
-static bool parse_seg_name(const char *name, int64_t *base)
+bool seglog_parse_segment_name(const char *name, int64_t *base)
 {
     if (strlen(name) != SEGLOG_NAME_DIGITS + 4 || strcmp(name + SEGLOG_NAME_DIGITS, ".log") != 0)
         return false;
@@ -460,7 +459,7 @@ static int collect_segment(const char *name, void *arg)
 {
     seglog_t *sl = arg;
     int64_t base;
-    return parse_seg_name(name, &base) ? push_seg(sl, base, 0) : 0;
+    return seglog_parse_segment_name(name, &base) ? push_seg(sl, base, 0) : 0;
 }
 
 static int cmp_seg(const void *a, const void *b)
