@@ -69,7 +69,8 @@ static const cli_command_t commands[] = {
      "  --topic T     only this topic (default: every topic)\n"
      "  --json        {partitions_elected, message}\n"},
     {"bench", "produce", cli_bench_produce,
-     "[--topic T] [--records N] [--record-size B] [--acks 0|1|all] [--partitions P] [--throughput R] [--json]",
+     "[--topic T] [--records N] [--record-size B] [--acks 0|1|all] [--partitions P] [--throughput R]\n"
+     "             [--batch-size B] [--linger-ms N] [--json]",
      "producer benchmark (like kafka-producer-perf-test): records/s, MB/s, latency avg/p50/p99/p99.9/max",
      "  --topic T          default keel-bench; created when absent with --partitions partitions and\n"
      "                     replication factor 3, or the number of live brokers if smaller\n"
@@ -78,6 +79,8 @@ static const cli_command_t commands[] = {
      "  --acks 0|1|all     default all\n"
      "  --partitions P     partitions of a topic it creates (default 3)\n"
      "  --throughput R     target records/s; -1 unthrottled (default)\n"
+     "  --batch-size B     producer batch.size (default 65536, as perf-test runs usually set it)\n"
+     "  --linger-ms N      producer linger.ms (default: the client's, 5)\n"
      "  --json             one object: {topic, records, errors, record_size, acks, elapsed_ms,\n"
      "                     records_per_sec, mb_per_sec, latency_ms {avg, p50, p99, p999, max}}\n"
      "Latency: from handing the record to the client library to its acknowledgement.\n"

@@ -131,7 +131,9 @@ static void batch_free(kc_batch_t *b)
     free(b);
 }
 
-static kc_batch_t *batch_new(kc_ppart_t *pp, int64_t ts)
+/* room: batch.size, reserved at once so that filling the batch does not
+ * realloc (and copy) it at every doubling. */
+static kc_batch_t *batch_new(kc_ppart_t *pp, int64_t ts, size_t room)
 {
     kc_batch_t *b = calloc(1, sizeof *b);
     if (!b) return NULL;
@@ -142,6 +144,10 @@ static kc_batch_t *batch_new(kc_ppart_t *pp, int64_t ts)
     b->base_seq = RECBATCH_NO_SEQUENCE;
     b->base_offset = -1;
     kl_buf_init(&b->buf, 0);
+    if (kl_buf_reserve(&b->buf, room) != 0) {
+        batch_free(b);
+        return NULL;
+    }
     recbatch_meta_t m = recbatch_meta(0, -1, 0);
     m.base_timestamp = ts;
     if (recbatch_begin(&b->rb, &b->buf, &m) != 0) {
@@ -609,9 +615,12 @@ int kc_produce(kc_producer_t *p, const char *topic, int32_t partition, const voi
     int rc = 0;
     kc_topic_t *t = kc_topic_track(c, topic, &rc);
     if (!t) return kc_err(c, rc, "produce: cannot track topic '%s': %s", topic, kl_strerror(rc));
-    rc = kc_topic_ready(c, t, partition == KC_PARTITION_ANY ? 0 : partition,
-                        net_now_ms() + c->cfg.request_timeout_ms);
-    if (rc != 0) return rc;
+    const int32_t want = partition == KC_PARTITION_ANY ? 0 : partition;
+    /* The usual case, a partition the metadata knows, needs no deadline (nor
+     * the clock read it costs, per record). */
+    if (!(t->state == KC_TOPIC_EXISTS && want < t->n_parts) &&
+        (rc = kc_topic_ready(c, t, want, net_now_ms() + c->cfg.request_timeout_ms)) != 0)
+        return rc;
     kc_ptopic_t *pt = ptopic_get(p, t);
     if (!pt) return kc_err(c, KL_ENOMEM, "produce: out of memory");
     if (partition == KC_PARTITION_ANY)
@@ -627,7 +636,8 @@ int kc_produce(kc_producer_t *p, const char *topic, int32_t partition, const voi
         pump_soon(p);
     }
     bool fresh = b == NULL;
-    if (fresh && !(b = batch_new(pp, timestamp_ms))) return kc_err(c, KL_ENOMEM, "produce: out of memory");
+    if (fresh && !(b = batch_new(pp, timestamp_ms, (size_t)p->cfg.batch_bytes)))
+        return kc_err(c, KL_ENOMEM, "produce: out of memory");
     if (b->n == b->cap) {
         int cap = b->cap ? 2 * b->cap : 8;
         kc_report_t *rs = realloc(b->reports, (size_t)cap * sizeof *rs);

@@ -218,7 +218,7 @@ static void accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     l->conns[slot] = c;
     l->n_conns++;
     bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, NET_READ_HIGH_WATER);
+    net_bev_setup(c->bev);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     KL_DEBUG(NET_LOG, "accepted connection %llu from %s on %s", (unsigned long long)c->id, addr, lst->spec);
 }
@@ -319,7 +319,7 @@ int net_reply(net_loop_t *l, net_conn_id_t conn, const wire_msg_t *resp)
     struct net_conn *c = conn_find(l, conn);
     if (!c) return KL_ECLOSED;
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    int rc = net_send_msg(out, resp);
+    int rc = net_send_msg(c->bev, out, resp);
     if (rc != 0) return rc;
     size_t unsent = evbuffer_get_length(out);
     if (unsent > NET_MAX_OUTPUT_BYTES) {

@@ -16,6 +16,7 @@
 /* Input buffered per connection, unless a bigger (already length-checked)
  * frame is being assembled. */
 #define NET_READ_HIGH_WATER (1u << 20)
+#define NET_MAX_SINGLE_WRITE (1u << 20) /* bytes one writable event may send (libevent's default is 16 KiB) */
 #define NET_CONNECT_TIMEOUT_MS 10000   /* TCP connect, and the TLS handshake after it */
 #define NET_ACCEPT_RETRY_MS 100        /* pause after accept() fails (e.g. EMFILE) instead of spinning */
 #define NET_ADDR_LEN 64                /* "[v6 address]:port" */
@@ -42,6 +43,8 @@ struct net_loop {
 };
 
 /* loop.c */
+/* Buffering limits every connection gets, inbound or outbound. */
+void net_bev_setup(struct bufferevent *bev);
 /* Takes the next whole frame (malloc'd) out of bev's input: 0, or KL_EAGAIN
  * when more bytes are needed (the read high-watermark is then raised to fit
  * the announced frame, which was already checked against max_frame), or
@@ -50,8 +53,10 @@ struct net_loop {
  * bounds). Nothing of a bad frame is buffered. */
 int net_frame_pull(struct bufferevent *bev, size_t max_frame, uint8_t **frame, size_t *frame_len,
                    uint64_t *announced);
-/* Encodes m and queues it on out without copying. */
-int net_send_msg(struct evbuffer *out, const wire_msg_t *m);
+/* Encodes m and queues it on out (bev's output, or a buffer of a connection
+ * not up yet: bev NULL) without copying; on a plaintext bev with nothing
+ * queued, what the socket takes at once is sent right away. */
+int net_send_msg(struct bufferevent *bev, struct evbuffer *out, const wire_msg_t *m);
 /* Resolves host:port (host "" = any address when passive) into at most max
  * addresses, in getaddrinfo's order; *n gets how many. */
 int net_resolve(const char *host, int port, bool passive, struct sockaddr_storage *ss, socklen_t *lens,

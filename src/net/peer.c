@@ -272,7 +272,7 @@ static void peer_tcp_up(net_peer_t *p, evutil_socket_t fd)
     p->bev = bev;
     p->state = p->tls ? PEER_HANDSHAKE : PEER_UP;
     bufferevent_setcb(bev, peer_read_cb, NULL, peer_event_cb, p);
-    bufferevent_setwatermark(bev, EV_READ, 0, NET_READ_HIGH_WATER);
+    net_bev_setup(bev);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
     if (!p->tls) peer_up(p);
 }
@@ -460,8 +460,9 @@ int net_request(net_peer_t *p, wire_msg_t *req, int timeout_ms, net_response_cb 
             p->state = PEER_IDLE;
         }
         req->correlation_id = q->corr;
-        struct evbuffer *out = p->state == PEER_UP ? bufferevent_get_output(p->bev) : p->outq;
-        err = evbuffer_get_length(out) > NET_MAX_OUTPUT_BYTES ? KL_EFULL : net_send_msg(out, req);
+        struct bufferevent *bev = p->state == PEER_UP ? p->bev : NULL;
+        struct evbuffer *out = bev ? bufferevent_get_output(bev) : p->outq;
+        err = evbuffer_get_length(out) > NET_MAX_OUTPUT_BYTES ? KL_EFULL : net_send_msg(bev, out, req);
     }
     if (err) {
         q->err = err;

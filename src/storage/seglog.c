@@ -19,6 +19,8 @@
 #define SEGLOG_INDEX_ENTRY 8
 #define SEGLOG_REASON_LEN 160
 #define SEGLOG_TS_UNKNOWN INT64_MIN /* seg_t.max_ts not read yet */
+#define SEGLOG_WRITEBACK_BYTES (1u << 20) /* dirty bytes of the active segment before writeback is started */
+#define SEGLOG_READ_CURSORS 4 /* where recent reads ended: a follower's next fetch starts there */
 
 typedef struct seg_index {
     uint32_t *ent; /* pairs: relative offset, position */
@@ -40,6 +42,16 @@ typedef struct seg_open {
     uint64_t last_use;
 } seg_open_t;
 
+/* The batch at offset starts at pos in the segment based at base. Found by
+ * reads, so a reader that continues where it stopped (every follower, most
+ * consumers) skips the index lookup and the header read of locate(). */
+typedef struct read_cursor {
+    int64_t offset; /* -1: unused */
+    int64_t base;
+    uint64_t pos;
+    uint64_t last_use;
+} read_cursor_t;
+
 struct seglog {
     char *dir;
     seglog_config_t cfg;
@@ -48,10 +60,12 @@ struct seglog {
     int64_t end;
     seg_open_t active; /* segs[n-1] */
     uint64_t active_indexed_pos; /* position of the last index entry, 0 if none */
+    uint64_t active_wb_pos;      /* writeback was started for the active segment below here */
     bool active_dirty, dir_dirty;
     int failed; /* sticky: files and memory may disagree after a failed repair */
     seg_open_t cache[SEGLOG_READ_CACHE];
     uint64_t clock;
+    read_cursor_t cursors[SEGLOG_READ_CURSORS];
 };
 
 void seglog_config_defaults(seglog_config_t *cfg)
@@ -97,9 +111,12 @@ static void open_release(seg_open_t *o)
     open_init(o);
 }
 
+/* Called wherever segments go or change below their end (truncation, reset,
+ * deletion): cached handles and read cursors are forgotten together. */
 static void cache_drop_all(seglog_t *sl)
 {
     for (int i = 0; i < SEGLOG_READ_CACHE; i++) open_release(&sl->cache[i]);
+    for (int i = 0; i < SEGLOG_READ_CURSORS; i++) sl->cursors[i].offset = -1;
 }
 
 /* Opens a segment file that must exist: a missing one is an I/O error here. */
@@ -358,6 +375,7 @@ static int create_segment(seglog_t *sl, int64_t base)
     sl->active.base = base;
     sl->active.fd = fd;
     sl->active_indexed_pos = 0;
+    sl->active_wb_pos = 0;
     sl->active_dirty = false;
     sl->dir_dirty = true;
     sl->end = base;
@@ -517,6 +535,7 @@ static int recover_active(seglog_t *sl)
         s->size = valid;
     }
     sl->active_indexed_pos = idx_last_pos(&sl->active.idx);
+    sl->active_wb_pos = s->size;
     return 0;
 }
 
@@ -536,6 +555,7 @@ int seglog_open(const char *dir, const seglog_config_t *cfg, seglog_t **out)
     sl->cfg = *cfg;
     open_init(&sl->active);
     for (int i = 0; i < SEGLOG_READ_CACHE; i++) open_init(&sl->cache[i]);
+    for (int i = 0; i < SEGLOG_READ_CURSORS; i++) sl->cursors[i].offset = -1;
 
     rc = fsutil_list_dir(dir, collect_segment, sl);
     if (rc == 0 && sl->n == 0) {
@@ -602,6 +622,21 @@ static int roll(seglog_t *sl)
     return create_segment(sl, sl->end);
 }
 
+/* Starts writeback (no wait) of the active segment's data once
+ * SEGLOG_WRITEBACK_BYTES are dirty, as RocksDB's bytes_per_sync does. Left to
+ * the kernel, gigabytes go dirty and its flusher then allocates and writes
+ * them behind our back, holding the inode's lock that every append needs:
+ * appends (on the broker's only thread) stalled for tens of milliseconds
+ * under a steady 100 MB/s. Only a hint: durability is still fsync's job, so
+ * its errors are left for fsync to report. */
+static void start_writeback(seglog_t *sl, uint64_t size)
+{
+    if (size - sl->active_wb_pos < SEGLOG_WRITEBACK_BYTES) return;
+    (void)sync_file_range(sl->active.fd, (off_t)sl->active_wb_pos, (off_t)(size - sl->active_wb_pos),
+                          SYNC_FILE_RANGE_WRITE);
+    sl->active_wb_pos = size;
+}
+
 int seglog_append(seglog_t *sl, const uint8_t *data, size_t len)
 {
     if (sl->failed) return sl->failed;
@@ -650,6 +685,7 @@ int seglog_append(seglog_t *sl, const uint8_t *data, size_t len)
     }
     s->size += len;
     sl->end = next;
+    start_writeback(sl, s->size);
     return 0;
 }
 
@@ -672,6 +708,36 @@ int seglog_sync(seglog_t *sl)
 
 /* ---- reading --------------------------------------------------------------- */
 
+/* Segment index and position of the batch at offset, from a cursor. */
+static bool cursor_find(seglog_t *sl, int64_t offset, int *seg, uint64_t *pos)
+{
+    for (int k = 0; k < SEGLOG_READ_CURSORS; k++) {
+        read_cursor_t *c = &sl->cursors[k];
+        if (c->offset != offset) continue;
+        const int i = find_segment(sl, c->base);
+        if (sl->segs[i].base != c->base || c->pos > sl->segs[i].size) return false;
+        c->last_use = ++sl->clock;
+        *seg = i;
+        *pos = c->pos;
+        return true;
+    }
+    return false;
+}
+
+static void cursor_note(seglog_t *sl, int64_t offset, int64_t base, uint64_t pos)
+{
+    read_cursor_t *victim = &sl->cursors[0];
+    for (int k = 0; k < SEGLOG_READ_CURSORS; k++) {
+        read_cursor_t *c = &sl->cursors[k];
+        if (c->offset == offset) {
+            victim = c;
+            break;
+        }
+        if (c->last_use < victim->last_use) victim = c;
+    }
+    *victim = (read_cursor_t){offset, base, pos, ++sl->clock};
+}
+
 int seglog_read(seglog_t *sl, int64_t offset, size_t max_bytes, kl_buf_t *out)
 {
     if (sl->failed) return sl->failed;
@@ -681,8 +747,9 @@ int seglog_read(seglog_t *sl, int64_t offset, size_t max_bytes, kl_buf_t *out)
     seg_open_t *ho;
     uint64_t pos;
     recbatch_header_t h;
-    int rc = locate(sl, offset, &i, &ho, &pos, &h);
+    int rc = cursor_find(sl, offset, &i, &pos) ? segment_handle(sl, i, &ho) : locate(sl, offset, &i, &ho, &pos, &h);
     if (rc < 0) return rc;
+    int64_t next = offset; /* offset of the batch at pos */
 
     size_t mark = out->len, added = 0;
     char path[FSUTIL_PATH_MAX];
@@ -705,17 +772,19 @@ int seglog_read(seglog_t *sl, int64_t offset, size_t max_bytes, kl_buf_t *out)
         if ((rc = kl_buf_reserve(out, chunk)) < 0) break;
         uint8_t *p = out->data + out->len;
         if ((rc = fsutil_pread_all(ho->fd, p, chunk, pos, path)) < 0) break;
-        /* Keep the whole batches the chunk holds. */
+        /* Keep the whole batches the chunk holds; the first must hold offset. */
         size_t keep = 0;
         while (chunk - keep >= RECBATCH_HEADER_LEN) {
             if (recbatch_parse_header(p + keep, chunk - keep, &h) < 0 ||
-                recbatch_total_size(&h) > rem - keep) {
-                KL_ERROR("storage", "%s: bad batch header at position %" PRIu64, path, pos + keep);
+                recbatch_total_size(&h) > rem - keep || h.base_offset > next || recbatch_next_offset(&h) <= next) {
+                KL_ERROR("storage", "%s: bad batch header at position %" PRIu64 " (offset %" PRId64 " expected)",
+                         path, pos + keep, next);
                 rc = KL_ECORRUPT;
                 break;
             }
             if (recbatch_total_size(&h) > chunk - keep) break;
             keep += recbatch_total_size(&h);
+            next = recbatch_next_offset(&h);
         }
         if (rc < 0) break;
         if (keep == 0 && added == 0) {
@@ -725,6 +794,7 @@ int seglog_read(seglog_t *sl, int64_t offset, size_t max_bytes, kl_buf_t *out)
             p = out->data + out->len;
             if ((rc = fsutil_pread_all(ho->fd, p + chunk, keep - chunk, pos + chunk, path)) < 0)
                 break;
+            next = recbatch_next_offset(&h);
         }
         out->len += keep;
         added += keep;
@@ -732,6 +802,7 @@ int seglog_read(seglog_t *sl, int64_t offset, size_t max_bytes, kl_buf_t *out)
         if (keep < chunk || keep == 0) break;
     }
     if (rc < 0) out->len = mark;
+    else if (added > 0) cursor_note(sl, next, sl->segs[i].base, pos);
     return rc;
 }
 
@@ -798,6 +869,7 @@ int seglog_truncate_to(seglog_t *sl, int64_t offset)
     s->max_ts = pos ? SEGLOG_TS_UNKNOWN : SEGLOG_NO_TIMESTAMP; /* its newest batch may be gone */
     idx_trim(&sl->active.idx, pos);
     sl->active_indexed_pos = idx_last_pos(&sl->active.idx);
+    sl->active_wb_pos = pos; /* fsynced above */
     sl->active_dirty = false;
     sl->dir_dirty = false;
     sl->end = offset;

@@ -501,6 +501,59 @@ START_TEST(truncating_to_a_batch_boundary_drops_later_segments_and_appends_conti
 }
 END_TEST
 
+/* A read that continues where the last one stopped may skip the index
+ * lookup; after a truncation and new appends at the same offsets it must
+ * find the new batches, not the old positions. */
+START_TEST(a_read_continuing_where_the_last_stopped_sees_batches_rewritten_after_truncation)
+{
+    seglog_config_t c = small_config();
+    seglog_t *sl = open_log(&c);
+    append_batches(sl, 30, NULL);
+    /* Walk forward batch by batch past the middle: the log now remembers
+     * where the last read ended (x), which began at `cut`. */
+    int64_t off = 0, cut = 0;
+    while (off <= seglog_end_offset(sl) / 2) {
+        kl_buf_t out;
+        kl_buf_init(&out, 0);
+        ck_assert_int_eq(seglog_read(sl, off, 1, &out), 0);
+        recbatch_header_t h;
+        ck_assert_int_eq(recbatch_parse_header(out.data, out.len, &h), 0);
+        cut = off;
+        off = recbatch_next_offset(&h);
+        kl_buf_free(&out);
+    }
+    const int64_t x = off;
+    ck_assert_int_eq(seglog_truncate_to(sl, cut), 0);
+    /* Other shapes at the same offsets: 2 records of 200 bytes each. */
+    kl_buf_t fresh;
+    kl_buf_init(&fresh, 0);
+    size_t at_x = 0, len_x = 0;
+    while (seglog_end_offset(sl) <= x + 4) {
+        kl_buf_t one;
+        kl_buf_init(&one, 0);
+        const int64_t base = seglog_end_offset(sl);
+        make_batch(&one, base, 2, 200);
+        ck_assert_int_eq(seglog_append(sl, one.data, one.len), 0);
+        if (base <= x && x < base + 2) at_x = fresh.len, len_x = one.len;
+        kl_buf_append(&fresh, one.data, one.len);
+        kl_buf_free(&one);
+    }
+    ck_assert_uint_gt(len_x, 0);
+    kl_buf_t got;
+    kl_buf_init(&got, 0);
+    ck_assert_int_eq(seglog_read(sl, x, 1, &got), 0); /* where the last read stopped */
+    ck_assert_uint_eq(got.len, len_x);
+    ck_assert_mem_eq(got.data, fresh.data + at_x, len_x);
+    got.len = 0;
+    ck_assert_int_eq(seglog_read(sl, cut, fresh.len, &got), 0);
+    ck_assert_uint_eq(got.len, fresh.len);
+    ck_assert_mem_eq(got.data, fresh.data, fresh.len);
+    kl_buf_free(&got);
+    kl_buf_free(&fresh);
+    seglog_close(sl);
+}
+END_TEST
+
 START_TEST(delete_before_removes_whole_older_segments_only)
 {
     seglog_config_t c = small_config();
@@ -790,6 +843,7 @@ int main(void)
     tcase_add_test(tc, scan_headers_visits_every_batch_in_offset_order);
     tcase_add_test(tc, scan_headers_reports_a_missing_middle_segment_as_corruption);
     tcase_add_test(tc, configs_out_of_bounds_are_refused);
+    tcase_add_test(tc, a_read_continuing_where_the_last_stopped_sees_batches_rewritten_after_truncation);
     suite_add_tcase(s, tc);
     return kl_tmpdir_run(s, "seglog");
 }
