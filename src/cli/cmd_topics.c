@@ -161,6 +161,45 @@ static int read_topics(cli_ctx_t *ctx, const char *cmd, const char *topic, cli_c
     return rc;
 }
 
+/* describe and list: the same read, one printer per topic. */
+static int show_topics(cli_ctx_t *ctx, const char *cmd, const char *topic, bool json,
+                       void (*show)(cli_json_t *j, bool json, const wire_topic_info_t *t))
+{
+    cli_client_t c;
+    wire_msg_t *resp = NULL;
+    int rc = read_topics(ctx, cmd, topic, &c, &resp);
+    if (rc != CLI_EXIT_OK) return rc;
+    const wire_metadata_resp_t *m = &resp->body.metadata_resp;
+    cli_json_t j;
+    cli_json_init(&j, stdout);
+    if (json) cli_json_begin_array(&j, NULL);
+    for (int i = 0; i < m->n_topics; i++) {
+        const wire_topic_info_t *t = &m->topics[i];
+        if (t->error != 0 || (topic && strcmp(t->name, topic) != 0)) continue;
+        show(&j, json, t);
+    }
+    if (json) {
+        cli_json_end_array(&j);
+        cli_json_finish(&j);
+    }
+    rc = cli_stdout_ok() ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    wire_msg_free(resp);
+    cli_client_close(&c);
+    return rc;
+}
+
+static void show_described(cli_json_t *j, bool json, const wire_topic_info_t *t)
+{
+    if (json) describe_json(j, t);
+    else describe_text(t);
+}
+
+static void show_name(cli_json_t *j, bool json, const wire_topic_info_t *t)
+{
+    if (json) cli_json_string(j, NULL, t->name);
+    else puts(t->name);
+}
+
 int cli_topics_describe(cli_ctx_t *ctx, int argc, char **argv)
 {
     const char *topic = NULL;
@@ -173,27 +212,7 @@ int cli_topics_describe(cli_ctx_t *ctx, int argc, char **argv)
     int rc = cli_parse(ctx, argc, argv, "topics", "describe", opts);
     if (rc >= 0) return rc;
     if (topic && check_name("describe", topic) != 0) return CLI_EXIT_USAGE;
-    cli_client_t c;
-    wire_msg_t *resp = NULL;
-    if ((rc = read_topics(ctx, "topics describe", topic, &c, &resp)) != CLI_EXIT_OK) return rc;
-    const wire_metadata_resp_t *m = &resp->body.metadata_resp;
-    cli_json_t j;
-    cli_json_init(&j, stdout);
-    if (json) cli_json_begin_array(&j, NULL);
-    for (int i = 0; i < m->n_topics; i++) {
-        const wire_topic_info_t *t = &m->topics[i];
-        if (t->error != 0 || (topic && strcmp(t->name, topic) != 0)) continue;
-        if (json) describe_json(&j, t);
-        else describe_text(t);
-    }
-    if (json) {
-        cli_json_end_array(&j);
-        cli_json_finish(&j);
-    }
-    rc = cli_stdout_ok() ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-    wire_msg_free(resp);
-    cli_client_close(&c);
-    return rc;
+    return show_topics(ctx, "topics describe", topic, json, show_described);
 }
 
 int cli_topics_list(cli_ctx_t *ctx, int argc, char **argv)
@@ -202,26 +221,7 @@ int cli_topics_list(cli_ctx_t *ctx, int argc, char **argv)
     const cli_opt_t opts[] = {{"--json", CLI_OPT_BOOL, &json, 0, 0, NULL}, {NULL, 0, NULL, 0, 0, NULL}};
     int rc = cli_parse(ctx, argc, argv, "topics", "list", opts);
     if (rc >= 0) return rc;
-    cli_client_t c;
-    wire_msg_t *resp = NULL;
-    if ((rc = read_topics(ctx, "topics list", NULL, &c, &resp)) != CLI_EXIT_OK) return rc;
-    const wire_metadata_resp_t *m = &resp->body.metadata_resp;
-    cli_json_t j;
-    cli_json_init(&j, stdout);
-    if (json) cli_json_begin_array(&j, NULL);
-    for (int i = 0; i < m->n_topics; i++) {
-        if (m->topics[i].error != 0) continue;
-        if (json) cli_json_string(&j, NULL, m->topics[i].name);
-        else puts(m->topics[i].name);
-    }
-    if (json) {
-        cli_json_end_array(&j);
-        cli_json_finish(&j);
-    }
-    rc = cli_stdout_ok() ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-    wire_msg_free(resp);
-    cli_client_close(&c);
-    return rc;
+    return show_topics(ctx, "topics list", NULL, json, show_name);
 }
 
 int cli_topics_delete(cli_ctx_t *ctx, int argc, char **argv)
