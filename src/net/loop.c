@@ -41,6 +41,25 @@ net_loop_t *net_loop_new(size_t max_frame)
     return l;
 }
 
+int net_loop_set_source(net_loop_t *l, const char *ip)
+{
+    memset(&l->source, 0, sizeof l->source);
+    l->source_len = 0;
+    if (!ip || !*ip) return 0;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&l->source;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&l->source;
+    if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        l->source_len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        l->source_len = sizeof *v6;
+    } else {
+        return KL_EINVAL;
+    }
+    return 0;
+}
+
 void net_loop_free(net_loop_t *l)
 {
     if (!l) return;

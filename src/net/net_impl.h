@@ -32,6 +32,8 @@ struct net_loop {
     size_t max_frame;        /* inbound requests (socket.request.max.bytes) */
     size_t max_resp_frame;   /* responses read by peers: never below the wire default */
     kl_rng_t rng;            /* reconnect jitter */
+    struct sockaddr_storage source; /* socket.source.address; ss_family AF_UNSPEC = none */
+    socklen_t source_len;
     uint64_t conn_seq;       /* conn id = seq * NET_MAX_CONNS + slot: never reused */
     struct net_conn *conns[NET_MAX_CONNS];
     size_t n_conns;

@@ -318,6 +318,14 @@ static void try_next_addr(net_peer_t *p, const char *why)
             continue;
         }
         net_set_nodelay(fd);
+        /* socket.source.address: port 0, so only the address is fixed. A
+         * family mismatch (IPv6 peer, IPv4 source) connects unbound. */
+        if (p->l->source_len && p->l->source.ss_family == sa->sa_family &&
+            bind(fd, (const struct sockaddr *)&p->l->source, p->l->source_len) != 0) {
+            snprintf(last, sizeof last, "cannot bind to socket.source.address: %s", strerror(errno));
+            evutil_closesocket(fd);
+            continue;
+        }
         if (connect(fd, sa, p->addr_lens[p->addr_i]) == 0) {
             peer_tcp_up(p, fd);
             return;

@@ -240,6 +240,11 @@ int main(int argc, char **argv)
         KL_ERROR(MOD, "cannot create the event loop");
         goto out;
     }
+    const char *source = kl_config_str(k.cfg, "socket.source.address");
+    if (net_loop_set_source(k.loop, source) != 0) {
+        KL_ERROR(MOD, "socket.source.address=%s is not a numeric IP address", source);
+        goto out;
+    }
     /* kcfg_load allows exactly one role per process. */
     bool broker = strstr(kl_config_str(k.cfg, "process.roles"), "broker") != NULL;
     if (broker && broker_open(k.loop, k.cfg, mdir, k.cluster_id, k.client_tls, &k.broker, err, sizeof err) != 0) {

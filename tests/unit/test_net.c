@@ -450,6 +450,31 @@ START_TEST(test_request_and_response_round_trip_through_listener_and_peer)
 }
 END_TEST
 
+/* socket.source.address: the chaos harness tells nodes apart by source
+ * address on loopback, so a peer's connection must come from it. */
+START_TEST(test_peers_connect_from_the_configured_source_address)
+{
+    net_loop_t *l = net_loop_new(0);
+    ck_assert_int_eq(net_loop_set_source(l, "not-an-ip"), KL_EINVAL);
+    ck_assert_int_eq(net_loop_set_source(l, "127.0.0.9"), 0);
+    server_t s = {0};
+    srv_listen(&s, l, "PLAINTEXT", NULL, 0);
+    net_peer_t *p = net_peer_new(l, "127.0.0.1", s.port, NULL, NULL, NULL);
+    call_t c = {0};
+    wire_msg_t req;
+    wire_msg_init(&req, WIRE_API_API_VERSIONS, false, 0);
+    ck_assert_int_eq(net_request(p, &req, REQ_TIMEOUT_MS, on_resp, &c), 0);
+    DRIVE(l, c.runs == 1);
+    ck_assert_int_eq(c.err, 0);
+    ck_assert_msg(strncmp(net_conn_addr(l, s.last_conn), "127.0.0.9:", 10) == 0, "server saw %s",
+                  net_conn_addr(l, s.last_conn));
+    call_clear(&c);
+    net_peer_free(p);
+    ck_assert_int_eq(net_loop_set_source(l, NULL), 0); /* back to the kernel's choice */
+    net_loop_free(l);
+}
+END_TEST
+
 START_TEST(test_replies_may_come_out_of_order_and_later)
 {
     net_loop_t *l = net_loop_new(0);
@@ -1157,6 +1182,7 @@ static Suite *net_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_unchecked_fixture(tc, pki_setup, pki_teardown);
     tcase_add_test(tc, test_request_and_response_round_trip_through_listener_and_peer);
+    tcase_add_test(tc, test_peers_connect_from_the_configured_source_address);
     tcase_add_test(tc, test_replies_may_come_out_of_order_and_later);
     tcase_add_test(tc, test_request_times_out_and_its_late_response_is_dropped);
     tcase_add_test(tc, test_server_close_fails_pending_requests_with_eclosed_and_reports_down);
