@@ -30,6 +30,7 @@ static const kl_config_key_t schema[] = {
     {"metadata.log.max.snapshot.interval.ms", KL_CFG_INT, "3600000", false, 0, I64MAX, "snapshot at least this often when anything changed (0 = off)"},
     {"metadata.log.segment.bytes", KL_CFG_INT, "8388608", false, 4096, 1073741824, "metadata log segment size"},
     {"socket.request.max.bytes", KL_CFG_INT, "104857600", false, 1024, 1073741824, "largest accepted frame"},
+    {"socket.source.address", KL_CFG_STRING, NULL, false, 0, 0, "local IP address outgoing connections are made from (Keel; default: the kernel's choice)"},
     {"ssl.certificate.location", KL_CFG_STRING, NULL, false, 0, 0, "PEM certificate for SSL listeners and outgoing mutual TLS"},
     {"ssl.key.location", KL_CFG_STRING, NULL, false, 0, 0, "PEM private key"},
     {"ssl.ca.location", KL_CFG_STRING, NULL, false, 0, 0, "PEM CA bundle used to verify peers"},
@@ -60,6 +61,11 @@ static const kl_config_key_t schema[] = {
     {"log.retention.bytes", KL_CFG_INT, "-1", false, -1, I64MAX, "delete oldest segments while a partition is bigger (-1 never)"},
     {"log.flush.interval.messages", KL_CFG_INT, "-1", false, -1, I64MAX, "fsync a partition after this many records (-1: rely on replication)"},
     {"log.flush.interval.ms", KL_CFG_INT, "-1", false, -1, I64MAX, "fsync a partition when unsynced data is this old (-1: rely on replication)"},
+#ifdef KL_INJECT_BUGS
+    /* Only in keeld-bugs (Makefile): issue 4's teeth, a broker that breaks
+     * its own guarantees so that a chaos run must come out invalid. */
+    {"debug.inject.bug", KL_CFG_STRING, "none", false, 0, 0, "none|ack-on-append|truncate-to-hw: make the broker lose acknowledged writes (testing only)"},
+#endif
     {NULL, 0, NULL, false, 0, 0, NULL},
 };
 
