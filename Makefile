@@ -49,17 +49,18 @@ SIM_BIN   := $(BUILD)/tests/sim
 SIM_SEEDS ?= 2000
 DP_SEEDS  ?= 1000
 
-.PHONY: all deps run test unit sim integration chaos-checker check-pure clean help
+.PHONY: all deps run test unit sim integration chaos chaos-checker chaos-test check-pure clean help
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(BUILD)/bin/keeld $(BUILD)/bin/keelctl check-pure
+all: $(BUILD)/bin/keeld $(BUILD)/bin/keelctl $(BUILD)/bin/keel-chaos-worker check-pure
 
 help:
 	@echo "make            build build/bin/keeld and build/bin/keelctl"
 	@echo "make run        install packages, build, start a local cluster (tools/cluster up)"
 	@echo "make test       install packages, build, run unit, simulation and integration tests"
-	@echo "make unit|sim|integration   one test layer; SIM_SEEDS=N sets the seed count"
+	@echo "make unit|sim|integration|chaos-test   one test layer; SIM_SEEDS=N sets the seed count"
+	@echo "make chaos      a 5-minute chaos run with every fault (CHAOS_SECS, CHAOS_SEED)"
 
 deps:
 	@bash tools/deps.sh
@@ -100,6 +101,26 @@ $(BUILD)/bin/keeld: $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/server/*.
 $(BUILD)/bin/keelctl: $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/cli/*.c)) $(call lib_of,$(LIBS_all))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+# The chaos harness's workload process (tools/chaos run), on the client library.
+$(BUILD)/obj/tools/%.o: tools/%.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+$(BUILD)/bin/keel-chaos-worker: $(BUILD)/obj/tools/chaos_worker.o $(call lib_of,$(LIBS_client))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# keeld-bugs: keeld whose node and broker modules are compiled with
+# KL_INJECT_BUGS, which adds the config key debug.inject.bug (issue 4's teeth:
+# a chaos run against it must come out invalid). Only tools/chaos run
+# --inject-bug uses it; build/bin/keeld never contains the switch.
+BUG_MODULES := node broker
+$(BUILD)/bugs/%.o: src/%.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DKL_INJECT_BUGS -c $< -o $@
+$(BUILD)/bin/keeld-bugs: $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/server/*.c)) \
+		$(foreach m,$(MODULES),$(if $(filter $(m),$(BUG_MODULES)),$(patsubst src/%.c,$(BUILD)/bugs/%.o,$(call src_of,$(m))),$(call lib_of,$(m))))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # ---- tests (built with ASan + UBSan) -------------------------------------------
 # tests/unit/test_<module>[_<topic>].c links the sanitizer libs of LIBS_<module>.
@@ -131,6 +152,17 @@ integration: all
 chaos-checker:
 	bash tests/chaos/test_checker.sh
 
+# Real clusters under faults (tools/chaos run, DESIGN.md §8). chaos-test is
+# make test's part: a 60-second mixed run that must come out valid and a short
+# run against a broker with a planted bug that must come out invalid.
+CHAOS_SECS ?= 300
+CHAOS_SEED ?=
+chaos: deps all $(BUILD)/bin/keeld-bugs
+	KEEL_BIN=$(abspath $(BUILD)/bin) bash tools/chaos run --duration $(CHAOS_SECS) \
+	  --faults kill,pause,partition,restart-all,slow $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) --out $(BUILD)/chaos/run
+chaos-test: all $(BUILD)/bin/keeld-bugs
+	@BUILD=$(BUILD) bash tests/chaos/test_runs.sh
+
 # The pure cores (DESIGN.md §6) may not include I/O, clock or library headers,
 # and their objects may not call anything outside an allow-list of pure libc.
 PURE_DIRS := raft metadata replica
@@ -154,7 +186,7 @@ run: deps all
 	@bash tools/cluster tour
 
 test: deps all
-	$(MAKE) --no-print-directory unit sim chaos-checker integration
+	$(MAKE) --no-print-directory unit sim chaos-checker integration chaos-test
 
 clean:
 	rm -rf $(BUILD)

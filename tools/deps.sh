@@ -2,7 +2,7 @@
 # deps.sh — installs the Debian packages Keel needs to build and test, only those missing.
 set -euo pipefail
 need=(build-essential pkg-config libevent-dev libprotobuf-c-dev protobuf-c-compiler
-      libssl-dev check openssl iproute2 procps psmisc python3 gnuplot-nox)
+      libssl-dev check openssl iproute2 nftables procps psmisc python3 gnuplot-nox)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -122,9 +122,17 @@ void bparts_serve_produce(bparts_t *bp, net_conn_id_t conn, wire_msg_t *req)
     w->token = ++bp->next_token;
     w->conn = conn;
     w->corr = corr;
+    int acks = pr->acks;
+#ifdef KL_INJECT_BUGS
+    /* debug.inject.bug=ack-on-append (issue 4's teeth) breaks Kafka's acks=all
+     * contract — acknowledged once every ISR member holds it, refused while the
+     * ISR is below min.insync.replicas: the core takes it as acks=1, so it is
+     * answered as soon as our own log holds it, whatever the ISR. */
+    if (bp->bug == BPARTS_BUG_ACK_ON_APPEND && acks == REPLICA_ACKS_ALL) acks = 1;
+#endif
     replica_produce_req_t q = {
         .leader_epoch = client_epoch(p, pr->leader_epoch),
-        .acks = pr->acks,
+        .acks = acks,
         .token = w->token,
         .batch = {.base_offset = h.base_offset,
                   .last_offset_delta = h.last_offset_delta,
@@ -137,7 +145,7 @@ void bparts_serve_produce(bparts_t *bp, net_conn_id_t conn, wire_msg_t *req)
     bpart_io_t io = {.batch = (uint8_t *)req->payload,
                      .batch_len = req->payload_len,
                      .waiter = w,
-                     .acks = pr->acks,
+                     .acks = acks,
                      .timeout_ms = pr->timeout_ms};
     replica_event_t ev = {.type = REPLICA_EV_PRODUCE, .u.produce = &q};
     replica_update_t u;

@@ -399,22 +399,10 @@ static void partlog_cfg(bparts_t *bp, const uint8_t id[KL_UUID_LEN], partlog_con
 
 /* ---- partitions come and go ------------------------------------------------------------------- */
 
-static int open_replica(bparts_t *bp, bpart_t *p, char *err, size_t errlen)
+/* p->rep from what p->log holds: config, leader-epoch cache, producer state. */
+static int load_replica(bparts_t *bp, bpart_t *p, char *err, size_t errlen)
 {
-    partlog_config_t lc;
-    partlog_cfg(bp, p->topic_id, &lc);
-    int rc = partlog_open(bp->log_dir, p->topic, p->partition, p->topic_id, &lc, &p->log, err, errlen);
-    if (rc == KL_EEXIST) { /* a deleted namesake's directory (partlog.h) */
-        KL_WARN(BPARTS_LOG, "%s-%d: directory belongs to an older topic of that name; removing it", p->topic,
-                p->partition);
-        if ((rc = partlog_remove_dir(bp->log_dir, p->topic, p->partition)) != 0) {
-            snprintf(err, errlen, "cannot remove the stale directory: %s", kl_strerror(rc));
-            return rc;
-        }
-        rc = partlog_open(bp->log_dir, p->topic, p->partition, p->topic_id, &lc, &p->log, err, errlen);
-    }
-    if (rc) return rc;
-
+    int rc;
     replica_config_t rc_cfg;
     replica_config_defaults(&rc_cfg);
     rc_cfg.broker_id = bp->env.broker_id;
@@ -461,10 +449,64 @@ static int open_replica(bparts_t *bp, bpart_t *p, char *err, size_t errlen)
         snprintf(err, errlen, "producer-state replay: %s", kl_strerror(rc));
         return rc;
     }
+    return 0;
+}
+
+static int open_replica(bparts_t *bp, bpart_t *p, char *err, size_t errlen)
+{
+    partlog_config_t lc;
+    partlog_cfg(bp, p->topic_id, &lc);
+    int rc = partlog_open(bp->log_dir, p->topic, p->partition, p->topic_id, &lc, &p->log, err, errlen);
+    if (rc == KL_EEXIST) { /* a deleted namesake's directory (partlog.h) */
+        KL_WARN(BPARTS_LOG, "%s-%d: directory belongs to an older topic of that name; removing it", p->topic,
+                p->partition);
+        if ((rc = partlog_remove_dir(bp->log_dir, p->topic, p->partition)) != 0) {
+            snprintf(err, errlen, "cannot remove the stale directory: %s", kl_strerror(rc));
+            return rc;
+        }
+        rc = partlog_open(bp->log_dir, p->topic, p->partition, p->topic_id, &lc, &p->log, err, errlen);
+    }
+    if (rc) return rc;
+    if ((rc = load_replica(bp, p, err, errlen)) != 0) return rc;
     KL_INFO(BPARTS_LOG, "%s-%d: opened, log [%" PRId64 ", %" PRId64 "), HW %" PRId64, p->topic, p->partition,
             replica_log_start(p->rep), replica_log_end(p->rep), replica_high_watermark(p->rep));
     return 0;
 }
+
+#ifdef KL_INJECT_BUGS
+/* debug.inject.bug=truncate-to-hw (issue 4's teeth) breaks KIP-101: a replica
+ * that becomes a follower (or follows a new leader epoch, or restarts) cuts its
+ * log to its own HW instead of finding where it diverged by leader epoch
+ * (KIP-279), losing records the ISR committed above that HW — pre-KIP-101
+ * Kafka. As tests/sim/dp_broker.c's bug_truncate_to_hw: the files are cut and
+ * the replica is reloaded from them. True when it was: the new core needs the
+ * partition state again. A disk error fails p. */
+static bool bug_truncate_to_hw(bpart_t *p)
+{
+    const int64_t hw = replica_high_watermark(p->rep), end = replica_log_end(p->rep);
+    if (p->bp->bug != BPARTS_BUG_TRUNCATE_TO_HW || replica_role(p->rep) != REPLICA_FOLLOWER || end <= hw)
+        return false;
+    KL_WARN(BPARTS_LOG, "%s-%d: debug.inject.bug=truncate-to-hw: cutting log end %" PRId64 " to the HW %" PRId64
+            " on becoming follower", p->topic, p->partition, end, hw);
+    char err[256] = "";
+    int rc = partlog_truncate_to(p->log, hw);
+    if (rc == 0) rc = partlog_write_hw(p->log, hw); /* the reloaded core starts at this HW, as the old one was */
+    replica_t *old = p->rep;
+    p->rep = NULL;
+    if (rc == 0 && (rc = load_replica(p->bp, p, err, sizeof err)) == 0) {
+        const replica_epochs_t *e = replica_epochs(p->rep); /* without the entries past the cut */
+        rc = partlog_write_epochs(p->log, e->e, e->n);
+    }
+    if (rc == 0) {
+        replica_free(old);
+        return true;
+    }
+    replica_free(p->rep); /* the old core stops with p */
+    p->rep = old;
+    bpart_io_failed(p, rc, err[0] ? err : "truncate-to-hw");
+    return false;
+}
+#endif
 
 static bpart_t *create(bparts_t *bp, const char *topic, const meta_partition_t *mp)
 {
@@ -579,7 +621,10 @@ void bparts_partition_state(bparts_t *bp, const char *topic, const meta_partitio
     memcpy(st.isr, mp->isr, sizeof st.isr);
     replica_event_t ev = {.type = REPLICA_EV_PARTITION_STATE, .u.state = &st};
     replica_update_t u;
-    const int rc = bpart_step(p, &ev, NULL, &u);
+    int rc = bpart_step(p, &ev, NULL, &u);
+#ifdef KL_INJECT_BUGS
+    if (rc == 0 && u.role_changed && bug_truncate_to_hw(p)) rc = bpart_step(p, &ev, NULL, &u);
+#endif
     if (rc == 0) p->state = *mp;
     else if (rc == KL_EFENCED)
         KL_DEBUG(BPARTS_LOG, "%s-%d: older state (leader epoch %d) ignored", topic, mp->partition, mp->leader_epoch);
@@ -678,6 +723,30 @@ static void on_housekeep(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lifecycle ------------------------------------------------------------------------------ */
 
+#ifdef KL_INJECT_BUGS
+/* debug.inject.bug (keeld-bugs only): which planted bug, announced once. */
+static int parse_bug(bparts_t *bp, char *err, size_t errlen)
+{
+    static const char *const name[] = {[BPARTS_BUG_NONE] = "none",
+                                       [BPARTS_BUG_ACK_ON_APPEND] = "ack-on-append",
+                                       [BPARTS_BUG_TRUNCATE_TO_HW] = "truncate-to-hw"};
+    static const char *const does[] = {
+        [BPARTS_BUG_ACK_ON_APPEND] = "acknowledges acks=all writes before they are replicated",
+        [BPARTS_BUG_TRUNCATE_TO_HW] = "truncates its log to its high watermark on becoming a follower, "
+                                      "losing committed writes"};
+    const char *v = kl_config_str(bp->env.cfg, "debug.inject.bug");
+    if (!v) v = name[BPARTS_BUG_NONE];
+    for (size_t i = 0; i < sizeof name / sizeof *name; i++) {
+        if (strcmp(v, name[i]) != 0) continue;
+        bp->bug = (bparts_bug_t)i;
+        if (does[i]) KL_WARN(BPARTS_LOG, "debug.inject.bug=%s: this broker %s (testing only)", v, does[i]);
+        return 0;
+    }
+    snprintf(err, errlen, "debug.inject.bug: unknown bug '%s' (none, ack-on-append, truncate-to-hw)", v);
+    return KL_ECONFIG;
+}
+#endif
+
 int bparts_open(const bparts_env_t *env, bparts_t **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -695,6 +764,13 @@ int bparts_open(const bparts_env_t *env, bparts_t **out, char *err, size_t errle
         return KL_EINVAL;
     }
     bp->env.log_dir = bp->log_dir;
+#ifdef KL_INJECT_BUGS
+    const int brc = parse_bug(bp, err, errlen);
+    if (brc) {
+        free(bp);
+        return brc;
+    }
+#endif
     bp->lag_time_max_ms = kl_config_int(env->cfg, "replica.lag.time.max.ms");
     bp->fetch_max_bytes = (int32_t)kl_config_int(env->cfg, "replica.fetch.max.bytes");
     bp->fetch_wait_ms = (int32_t)kl_config_int(env->cfg, "replica.fetch.wait.max.ms");

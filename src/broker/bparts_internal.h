@@ -98,6 +98,17 @@ struct bpart {
 
 typedef struct bpart_alter_ctx bpart_alter_ctx_t;
 
+#ifdef KL_INJECT_BUGS
+/* debug.inject.bug, in keeld-bugs only (issue 4's teeth): a broker that breaks
+ * its own guarantees, so that a chaos run against it must come out invalid.
+ * Mirrors the data-plane simulator's planted bugs (tests/sim/dp_broker.c). */
+typedef enum bparts_bug {
+    BPARTS_BUG_NONE = 0,
+    BPARTS_BUG_ACK_ON_APPEND, /* acks=all answered once in the leader's log (DP_BUG_ACK_ON_APPEND) */
+    BPARTS_BUG_TRUNCATE_TO_HW /* a new follower cuts its log to its HW (DP_BUG_TRUNCATE_TO_HW) */
+} bparts_bug_t;
+#endif
+
 struct bparts {
     bparts_env_t env;
     char log_dir[PARTLOG_MAX_DIR_NAME + 4096];
@@ -123,6 +134,9 @@ struct bparts {
     /* configuration read once (keeld cfg) */
     int64_t lag_time_max_ms;
     int32_t fetch_max_bytes, fetch_wait_ms, fetch_min_bytes;
+#ifdef KL_INJECT_BUGS
+    bparts_bug_t bug;
+#endif
 };
 
 /* What carrying out an update needs besides the update. */

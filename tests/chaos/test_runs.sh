@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# test_runs.sh — make test's chaos runs (issue 4): a 60-second mixed run (kill, pause, partition) against real
+# keeld processes must come out valid, and a short run against brokers with a planted bug must come out invalid.
+# Each run's seed is fixed so the fault schedule is the same every time; a failure prints the replay command and
+# keeps the run's directory (history, node logs, results.json). Valid runs' directories are removed.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-build}
+[[ $BUILD == /* ]] || BUILD=$ROOT/$BUILD
+export KEEL_BIN=$BUILD/bin
+MIXED_SECS=${CHAOS_TEST_SECS:-60}
+MIXED_SEED=${CHAOS_TEST_SEED:-20261121}
+BUG_SECS=30
+BUG_SEED=7
+OUT=$BUILD/chaos-test
+rm -rf "$OUT"
+mkdir -p "$OUT"
+passed=0 failed=0
+
+# run NAME WANT ARGS...: WANT is the exit status that passes (0 valid, 1 invalid).
+run() {
+  local name=$1 want=$2 rc=0
+  shift 2
+  echo "== chaos $name: tools/chaos run $*"
+  python3 "$ROOT/tools/chaos_run.py" "$@" --out "$OUT/$name" --no-plots 2>&1 | tail -n 25 || true
+  rc=$(python3 -c 'import json,sys
+try: r = json.load(open(sys.argv[1]))
+except (OSError, ValueError): print(2); sys.exit()
+print(0 if r.get("run_valid") else 1)' "$OUT/$name/results.json")
+  if [[ $rc == "$want" ]]; then
+    passed=$((passed + 1))
+    echo "ok   chaos $name (exit status $rc as expected)"
+    rm -rf "${OUT:?}/$name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL chaos $name: wanted $([[ $want == 0 ]] && echo valid || echo invalid), got status $rc;" \
+      "kept $OUT/$name; replay: tools/chaos run $*"
+  fi
+}
+
+run mixed 0 --duration "$MIXED_SECS" --faults kill,pause,partition --seed "$MIXED_SEED"
+# Teeth: leaders acknowledge acks=all on append; killing leaders under load must lose acknowledged records.
+run bug-ack-on-append 1 --duration "$BUG_SECS" --faults kill --seed "$BUG_SEED" --inject-bug ack-on-append
+
+echo "chaos runs: $passed passed, $failed failed"
+((failed == 0)) || exit 1
+rm -rf "$OUT"
