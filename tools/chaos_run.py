@@ -23,14 +23,16 @@ What a run does, in order:
   4. A seeded fault schedule for --duration seconds, one fault at a time with quiet gaps between:
        kill        SIGKILL a target, restart it after 2-6 s
        pause       SIGSTOP a target for broker.session.timeout.ms + 1-3 s, then SIGCONT
-       partition   nftables DROP between node addresses for 5-10 s; modes: isolate-node,
-                   isolate-controller (the active one), isolate-leader (a partition leader from
-                   the other brokers, not from controllers or clients), majorities-ring, halves
+       partition   nftables DROP between node addresses for 5-10 s; modes: isolate-node (a
+                   target, as below, from every other node), isolate-controller (the active
+                   one), isolate-leader (a partition leader from the other brokers only: it still
+                   reaches the controllers), majorities-ring, halves. Clients reach every node.
        restart-all SIGKILL every node, start them all again after 1-3 s
        slow        tc netem delay + loss on lo for 5-10 s (this kernel may lack netem: then a tbf
                    rate limit on lo plus 2% random loss by nftables, said in the event)
-     Targets of kill and pause: a random node, the active controller, a partition's leader, or a
-     minority (2 of the 6 nodes). The seed fixes the schedule (faults, modes, targets kinds, hold
+     Targets of kill, pause and isolate-node: a random node, the active controller, a partition's
+     leader, or a minority (2 of the 6 nodes; isolate-node takes the first). --targets and
+     --partition-modes narrow the choice to replay one scenario. The seed fixes the schedule (faults, modes, targets kinds, hold
      times); which node is "the leader" is whatever the cluster says at that moment.
   5. Heal everything, wait for the cluster to be whole (quorum leader, all brokers unfenced,
      every partition led with an ISR of >= min.insync.replicas), keep the workload running
@@ -484,7 +486,7 @@ class Run:
             time.sleep(min(POLL_S, max(0.0, end - time.monotonic())))
 
     def pick_targets(self):
-        kind = self.rng.choice(TARGETS)
+        kind = self.rng.choice(self.args.targets)
         if kind == "active-controller":
             c = self.active_controller()
             return kind, [c] if c else [self.rng.choice(self.controllers)]
@@ -523,8 +525,11 @@ class Run:
     def partition_pairs(self, mode):
         nodes = list(self.nodes)
         if mode == "isolate-node":
-            x = self.rng.choice(nodes)
-            return [x.name], [(x.addr, o.addr) for o in nodes if o is not x]
+            # from every other node, clients still reach it: an isolated partition leader is a
+            # zombie that clients keep producing to until the controller fences it (DESIGN.md §4)
+            kind, targets = self.pick_targets()
+            x = targets[0]
+            return [x.name, kind], [(x.addr, o.addr) for o in nodes if o is not x]
         if mode == "isolate-controller":
             x = self.active_controller() or self.rng.choice(self.controllers)
             return [x.name], [(x.addr, o.addr) for o in nodes if o is not x]
@@ -549,7 +554,7 @@ class Run:
         return [" ".join(x.name for x in nodes)], [(x.addr, y.addr) for x, y in cut]
 
     def fault_partition(self):
-        mode = self.rng.choice(PARTITION_MODES)
+        mode = self.rng.choice(self.args.partition_modes)
         desc, pairs = self.partition_pairs(mode)
         self.event("start", "partition", mode=mode, nodes=desc,
                    cut=sorted(f"{a}-{b}" for a, b in pairs))
@@ -722,8 +727,7 @@ def run(args, netns):
           + (f", injected bug {args.inject_bug}" if args.inject_bug else ""))
     for p in problems:
         print(f"run problem: {p}")
-    print(f"replay: tools/chaos run --duration {args.duration} --faults {','.join(args.faults)} --seed {args.seed}"
-          + (f" --inject-bug {args.inject_bug}" if args.inject_bug else ""))
+    print("replay: " + replay_command(args))
     if verdict is not None:
         return verdict
     if chk.returncode == 2:
@@ -736,6 +740,18 @@ def run(args, netns):
     return 0 if valid else 1
 
 
+def replay_command(a):
+    cmd = f"tools/chaos run --duration {a.duration} --faults {','.join(a.faults) or 'none'} --seed {a.seed}"
+    if a.targets != list(TARGETS):
+        cmd += f" --targets {','.join(a.targets)}"
+    if a.partition_modes != list(PARTITION_MODES):
+        cmd += f" --partition-modes {','.join(a.partition_modes)}"
+    for k, default in (("topics", 2), ("partitions", 3), ("producers", 3), ("consumers", 2), ("rate", 300)):
+        if getattr(a, k) != default:
+            cmd += f" --{k} {getattr(a, k)}"
+    return cmd + (f" --inject-bug {a.inject_bug}" if a.inject_bug else "")
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog="chaos run", description="Runs a Keel cluster under faults and checks "
                                  "the history (see the top of tools/chaos_run.py).")
@@ -745,6 +761,10 @@ def parse_args(argv):
     ap.add_argument("--seed", type=int, help="fault schedule seed (default: random, printed)")
     ap.add_argument("--out", help="output dir, must be empty or new (default build/chaos/<time>-<seed>)")
     ap.add_argument("--inject-bug", choices=BUGS, help="brokers run keeld-bugs with debug.inject.bug=NAME")
+    ap.add_argument("--targets", default=",".join(TARGETS),
+                    help=f"what kill, pause and isolate-node pick from: {','.join(TARGETS)} (default all)")
+    ap.add_argument("--partition-modes", default=",".join(PARTITION_MODES),
+                    help=f"what partition picks from: {','.join(PARTITION_MODES)} (default all)")
     ap.add_argument("--topics", type=int, default=2)
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--producers", type=int, default=3)
@@ -760,6 +780,12 @@ def parse_args(argv):
     bad = [f for f in a.faults if f not in ALL_FAULTS]
     if bad:
         ap.error(f"unknown fault(s) {','.join(bad)}; choose from {','.join(ALL_FAULTS)}")
+    for k, allowed in (("targets", TARGETS), ("partition_modes", PARTITION_MODES)):
+        v = [x for x in getattr(a, k).split(",") if x]
+        bad = [x for x in v if x not in allowed]
+        if bad or not v:
+            ap.error(f"--{k.replace('_', '-')}: choose from {','.join(allowed)}")
+        setattr(a, k, v)
     for k in ("topics", "partitions", "producers", "consumers", "rate"):
         if getattr(a, k) < 1:
             ap.error(f"--{k} must be >= 1")
