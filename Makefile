@@ -159,7 +159,7 @@ CHAOS_SECS ?= 300
 CHAOS_SEED ?=
 chaos: deps all $(BUILD)/bin/keeld-bugs
 	KEEL_BIN=$(abspath $(BUILD)/bin) bash tools/chaos run --duration $(CHAOS_SECS) \
-	  --faults kill,pause,partition,restart-all,slow $(if $(CHAOS_SEED),--seed $(CHAOS_SEED)) --out $(BUILD)/chaos/run
+	  --faults kill,pause,partition,restart-all,slow $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 chaos-test: all $(BUILD)/bin/keeld-bugs
 	@BUILD=$(BUILD) bash tests/chaos/test_runs.sh
 
