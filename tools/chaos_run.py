@@ -655,7 +655,8 @@ def run(args, netns):
     r = Run(args, netns)
     os.makedirs(r.out, exist_ok=True)
     if not netns:
-        say("no network namespace (needs root and `unshare --net`): running on the host's loopback"
+        why = "--no-netns" if args.no_netns else "no network namespace (needs root and `unshare --net`)"
+        say(f"{why}: running on the host's loopback"
             + (f" without the {', '.join(r.skipped_faults)} faults" if r.skipped_faults else ""))
     else:
         say(f"network namespace of pid {os.getpid()} (enter with: nsenter -t {os.getpid()} -n); "
