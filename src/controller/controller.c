@@ -361,6 +361,14 @@ static void decide_own(controller_t *c, const char *what, int rc, meta_decision_
 
 /* ---- requests ----------------------------------------------------------------- */
 
+/* Whether an incarnation of broker_id heartbeats (or registered) over a connection still open. */
+static bool broker_connected(const controller_t *c, int32_t broker_id)
+{
+    for (int i = 0; i < c->n_conns; i++)
+        if (c->conns[i].broker_id == broker_id) return true;
+    return false;
+}
+
 static void touch_session(controller_t *c, int32_t broker_id, net_conn_id_t conn)
 {
     int rc = meta_sessions_heartbeat(&c->sessions, broker_id, net_now_ms(), &c->mcfg);
@@ -386,6 +394,18 @@ static int h_register(controller_t *c, net_conn_id_t conn, const wire_msg_t *req
                               .n_listeners = r->n_listeners, .rack = r->rack};
     memcpy(mr.incarnation, r->incarnation, KL_UUID_LEN);
     int rc = meta_decide_register(c->pending, &mr, &c->mcfg, d);
+    if (rc == KL_EEXIST && !broker_connected(c, r->broker_id)) {
+        /* §3's short grace, for the registered incarnation that never connected to this
+         * controller: after a restart of every node (or a controller failover and a broker
+         * restart) it got a full session at election (meta_sessions_start_all), and the
+         * restarted broker would wait that whole session to register again. A live old
+         * incarnation heartbeats within the grace and keeps its registration (two processes
+         * with one id: the newcomer keeps being refused). */
+        KL_INFO(MOD, "broker %d: a new incarnation asks to register while the registered one has no connection "
+                "here; fencing the old one in %lld ms unless it heartbeats", r->broker_id,
+                (long long)c->mcfg.broker_disconnect_grace_ms);
+        meta_sessions_disconnected(&c->sessions, r->broker_id, net_now_ms(), &c->mcfg);
+    }
     if (rc == 0) rc = propose(c, d, why, why_len);
     if (rc) return rc;
     a->reg.broker_epoch = meta_image_broker(c->pending, r->broker_id)->epoch;

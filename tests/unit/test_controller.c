@@ -367,6 +367,51 @@ START_TEST(closing_a_brokers_connection_fences_it_after_the_grace_not_the_sessio
 }
 END_TEST
 
+/* After every node restarts, the new controller gives each registered broker a
+ * full session (it cannot know who is alive). A restarted broker's new
+ * incarnation must not wait that session out (10 minutes here): the old one
+ * has no connection to this controller, so it is fenced after the grace. */
+START_TEST(a_new_incarnation_after_a_controller_restart_waits_the_grace_not_the_session)
+{
+    start_single(NULL);
+    broker_t old;
+    start_broker(&old, 1);
+    net_peer_free(old.peer); /* the whole cluster is killed */
+    stop_node(&nodes[0]);
+    start_single(NULL);
+    ck_assert_int_eq(image_broker(1)->state, META_BROKER_ACTIVE);
+
+    broker_t b = {.id = 1, .peer = connect_to(&nodes[0])};
+    ck_assert_int_eq(kl_uuid_random(b.incarnation), 0);
+    ck_assert_int_eq(register_broker(&b), KL_EEXIST); /* Kafka's DUPLICATE_BROKER_REGISTRATION, for now */
+    DRIVE(image_broker(1)->state == META_BROKER_FENCED);
+    ck_assert_int_eq(register_broker(&b), 0);
+    ck_assert_int_gt(b.epoch, old.epoch);
+}
+END_TEST
+
+/* ...but an old incarnation that heartbeats to this controller is alive: a
+ * second process with its id keeps being refused (two brokers, one id). */
+START_TEST(a_new_incarnation_is_refused_while_the_old_one_heartbeats_here)
+{
+    start_single(NULL);
+    broker_t old;
+    start_broker(&old, 1);
+    stop_node(&nodes[0]);
+    start_single(NULL);
+    ck_assert_int_eq(heartbeat(&old, old.epoch, false, NULL), 0); /* reconnected to the new controller */
+
+    broker_t b = {.id = 1, .peer = connect_to(&nodes[0])};
+    ck_assert_int_eq(kl_uuid_random(b.incarnation), 0);
+    ck_assert_int_eq(register_broker(&b), KL_EEXIST);
+    const int64_t until = net_now_ms() + 3 * GRACE_MS;
+    DRIVE(net_now_ms() >= until);
+    ck_assert_int_eq(image_broker(1)->state, META_BROKER_ACTIVE);
+    ck_assert_int_eq(image_broker(1)->epoch, old.epoch);
+    ck_assert_int_eq(register_broker(&b), KL_EEXIST);
+}
+END_TEST
+
 /* ---- topics and partitions ----------------------------------------------------------- */
 
 START_TEST(a_topic_with_replication_factor_one_is_led_by_the_only_broker)
@@ -629,6 +674,8 @@ static Suite *controller_suite(void)
     tcase_add_test(tc, registration_answers_the_offset_of_the_registration_record_as_broker_epoch);
     tcase_add_test(tc, a_heartbeat_from_a_broker_caught_up_to_its_registration_unfences_it);
     tcase_add_test(tc, closing_a_brokers_connection_fences_it_after_the_grace_not_the_session);
+    tcase_add_test(tc, a_new_incarnation_after_a_controller_restart_waits_the_grace_not_the_session);
+    tcase_add_test(tc, a_new_incarnation_is_refused_while_the_old_one_heartbeats_here);
     tcase_add_test(tc, a_topic_with_replication_factor_one_is_led_by_the_only_broker);
     tcase_add_test(tc, a_deleted_topic_is_gone_and_deleting_it_again_is_unknown);
     tcase_add_test(tc, alter_partition_with_a_stale_partition_epoch_is_fenced);
