@@ -109,6 +109,11 @@ def now_ms():
     return time.time() * 1000.0
 
 
+def wall(ms):
+    """A wall-clock time in ms as the nodes' logs print it (UTC, ms)."""
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def say(msg):
     print(f"chaos: {msg}", flush=True)
 
@@ -473,9 +478,15 @@ class Run:
     # -- nemesis
 
     def event(self, f, fault, **kw):
-        ev = {"type": "nemesis", "f": f, "fault": fault, "time": round(now_ms() - self.t0, 3)}
+        t = now_ms()
+        # "wall": the nodes' log time (UTC), to find the fault in their logs
+        ev = {"type": "nemesis", "f": f, "fault": fault, "time": round(t - self.t0, 3), "wall": wall(t)}
         ev.update(kw)
         self.events.append(ev)
+        if f == "start":
+            what = " ".join(str(v) if not isinstance(v, list) else ",".join(map(str, v))
+                            for k, v in kw.items() if k in ("target", "mode", "nodes", "how"))
+            say(f"t={ev['time'] / 1000:.1f}s ({ev['wall'][11:23]}) {fault} {what}")
         return ev
 
     def hold(self, lo_hi):
@@ -593,7 +604,6 @@ class Run:
                 break
             fault = self.rng.choice(self.faults)
             self.fault_counts[fault] = self.fault_counts.get(fault, 0) + 1
-            say(f"t={(now_ms() - self.t0) / 1000:.1f}s {fault}")
             act[fault]()
 
     def heal_all(self):
@@ -707,7 +717,7 @@ def run(args, netns):
                          + (["--no-plots"] if args.no_plots else []))
     for e in r.unexpected_exits:
         problems.append(f"node {e['node']} exited by itself at t={e['time'] / 1000:.1f}s (status {e['status']})")
-    summary = {"seed": args.seed, "duration_s": args.duration, "faults_requested": list(args.faults),
+    summary = {"seed": args.seed, "duration_s": args.duration, "t0_wall": wall(r.t0), "faults_requested": list(args.faults),
                "faults_run": r.fault_counts, "faults_skipped": r.skipped_faults, "netns": netns,
                "slow_method": ("netem" if r.net.netem else "tbf+nft") if netns else None,
                "inject_bug": args.inject_bug, "unexpected_exits": r.unexpected_exits, "problems": problems,
