@@ -107,20 +107,6 @@ static int cw_min_ms(int64_t a, int64_t b)
     return m < 0 ? 0 : (int)m;
 }
 
-/* The errors kc.h lists as retriable: the client already retries them, so a
- * consumer that sees one just polls again. */
-static bool cw_retriable(int err)
-{
-    switch (err) {
-    case KL_ENOTLEADER: case KL_EFENCED: case KL_EUNKNOWNEPOCH: case KL_EUNKNOWNPARTITION:
-    case KL_ENOTENOUGHREPLICAS: case KL_ETIMEOUT: case KL_ECLOSED: case KL_ECONNECT:
-    case KL_ENOTCONTROLLER: case KL_ESHUTDOWN: case KL_ENOTAVAILABLE:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* ---- command line ------------------------------------------------------------------ */
 
 typedef struct cw_args {
@@ -739,7 +725,7 @@ static int cw_consume(const cw_args_t *a, cw_hist_t *h, kc_client_t *c)
             rc = rd.err;
         } else if (prc != 0) {
             errors++;
-            bool restart = prc == KL_ERANGE || !cw_retriable(prc);
+            bool restart = prc == KL_ERANGE || !kc_retriable(prc);
             cw_warn_limited(&rd.warn, "poll: %s%s", kc_last_error(c), restart ? "; restarting from offset 0" : "");
             if (restart) {
                 kc_consumer_free(k);

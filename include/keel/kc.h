@@ -54,6 +54,9 @@ void kc_client_free(kc_client_t *c);
 /* Runs the loop up to timeout_ms or until something completes (delivery,
  * record, error). 0 or KL_E*. */
 int kc_poll(kc_client_t *c, int timeout_ms);
+/* Whether err is one of the retriable errors listed at the top of this file:
+ * the client retries those itself, so a caller seeing one may just go on. */
+bool kc_retriable(int err);
 /* The last error's detailed text ("broker 101 at 127.0.0.1:9192: not the leader ..."). */
 const char *kc_last_error(const kc_client_t *c);
 

@@ -115,8 +115,6 @@ struct kc_client {
 
 /* Sets the last error text; returns code. */
 int kc_err(kc_client_t *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* The errors kc.h lists as retriable (after a metadata refresh and backoff). */
-bool kc_retriable(int err);
 /* Errors that mean the client's idea of the leader (or connection) is stale. */
 bool kc_stale_leader(int err);
 
