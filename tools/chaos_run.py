@@ -20,7 +20,8 @@ What a run does, in order:
   3. A workload of keel-chaos-worker processes (tools/chaos_worker.c, on the client library):
      producers (acks=all, idempotent, unique integer values) and consumers, each writing its
      invokes and completions to a history file.
-  4. A seeded fault schedule for --duration seconds, one fault at a time with quiet gaps between:
+  4. A seeded fault schedule for --duration seconds, one fault at a time with quiet gaps between,
+     every requested fault once (in a seeded order) before any is repeated:
        kill        SIGKILL a target, restart it after 2-6 s
        pause       SIGSTOP a target for broker.session.timeout.ms + 1-3 s, then SIGCONT
        partition   nftables DROP between node addresses for 5-10 s; modes: isolate-node (a
@@ -96,6 +97,7 @@ FINAL_READ_TIMEOUT_S = 120
 CTL_TIMEOUT_S = 10
 POLL_S = 0.2
 LOG_TAIL_LINES = 15
+STOP_TIMEOUT_S = 10             # SIGTERM to exit, at the end of a run
 
 NFT_TABLE = "keel_chaos"
 PR_SET_PDEATHSIG = 1
@@ -128,6 +130,17 @@ def die_with_parent():
         _libc = ctypes.CDLL(None, use_errno=True)
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     os.setpgid(0, 0)  # the terminal's Ctrl-C reaches only the runner, which stops everything in order
+
+
+def nft_load(rules):
+    """Loads nft commands as one transaction (all or nothing)."""
+    try:
+        r = subprocess.run(["nft", "-f", "-"], input="\n".join(rules) + "\n", capture_output=True, text=True,
+                           timeout=CTL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RunError(f"nft did not finish within {CTL_TIMEOUT_S} s") from None
+    if r.returncode != 0:
+        raise RunError(f"nft: {r.stderr.strip()}")
 
 
 def sh(args, check=True, timeout=CTL_TIMEOUT_S):
@@ -208,15 +221,18 @@ class Node:
         self.paused = False
 
     def stop(self, timeout_s):
-        """SIGTERM (a broker's controlled shutdown), bounded, then SIGKILL."""
+        """SIGTERM (a broker's controlled shutdown), bounded, then SIGKILL. The exit status of a
+        process that exited on SIGTERM (0 is clean), None if it was not running or had to be killed."""
         if not self.alive():
-            return
+            return None
         self.resume()
         self.signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=timeout_s)
+            return self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            say(f"{self.name} did not stop within {timeout_s} s of SIGTERM; SIGKILL")
             self.kill()
+            return None
 
     def log_tail(self):
         try:
@@ -250,9 +266,7 @@ class Net:
             for a, b in pairs:
                 rules += [f"add rule inet {NFT_TABLE} in ip saddr {a} ip daddr {b} drop",
                           f"add rule inet {NFT_TABLE} in ip saddr {b} ip daddr {a} drop"]
-            r = subprocess.run(["nft", "-f", "-"], input="\n".join(rules) + "\n", capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RunError(f"nft: {r.stderr.strip()}")
+            nft_load(rules)
         else:
             for a, b in pairs:
                 sh(["iptables", "-A", "INPUT", "-s", a, "-d", b, "-j", "DROP"])
@@ -261,27 +275,34 @@ class Net:
     def slow(self):
         """Delay and loss on lo; returns how (for the history)."""
         if self.netem:
-            sh(["tc", "qdisc", "add", "dev", "lo", "root", "netem"] + NETEM.split())
+            sh(["tc", "qdisc", "replace", "dev", "lo", "root", "netem"] + NETEM.split())
             return f"netem {NETEM}"
-        sh(["tc", "qdisc", "add", "dev", "lo", "root", "tbf"] + TBF.split())
+        sh(["tc", "qdisc", "replace", "dev", "lo", "root", "tbf"] + TBF.split())
         if self.nft:
             rules = [f"add table inet {NFT_TABLE}",
                      f"add chain inet {NFT_TABLE} in {{ type filter hook input priority 0; }}",
                      f"add rule inet {NFT_TABLE} in numgen random mod 100 < {SLOW_LOSS_PERCENT} drop"]
-            r = subprocess.run(["nft", "-f", "-"], input="\n".join(rules) + "\n", capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RunError(f"nft: {r.stderr.strip()}")
+            nft_load(rules)
             return f"tbf {TBF} + {SLOW_LOSS_PERCENT}% loss (no netem in this kernel)"
         return f"tbf {TBF} (no netem in this kernel)"
 
     def heal(self):
+        """Removes every rule and qdisc of the run, and checks that they are gone: the final read
+        must not run through a fault."""
         if not self.enabled:
             return
         if self.nft:
             sh(["nft", "delete", "table", "inet", NFT_TABLE], check=False)
+            if sh(["nft", "list", "table", "inet", NFT_TABLE], check=False).returncode == 0:
+                raise RunError(f"nft table {NFT_TABLE} is still there after deleting it")
         else:
-            sh(["iptables", "-F", "INPUT"], check=False)
+            sh(["iptables", "-F", "INPUT"], check=False)  # the namespace's own INPUT chain
+            if "DROP" in sh(["iptables", "-S", "INPUT"], check=False).stdout:
+                raise RunError("iptables INPUT still drops after flushing it")
         sh(["tc", "qdisc", "del", "dev", "lo", "root"], check=False)
+        left = sh(["tc", "qdisc", "show", "dev", "lo"], check=False).stdout
+        if "netem" in left or "tbf" in left:
+            raise RunError(f"lo still has a qdisc after deleting it: {left.strip()}")
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -291,6 +312,9 @@ class Run:
     def __init__(self, args, netns):
         self.args, self.netns = args, netns
         self.rng = random.Random(args.seed)
+        # choices made only when the cluster cannot name a target: drawn from their own generator
+        # so that they do not shift the rest of the seed's schedule
+        self.fallback_rng = random.Random(args.seed ^ 0x5EED)
         self.out = os.path.abspath(args.out)
         bindir = os.environ.get("KEEL_BIN") or os.path.join(ROOT, "build", "bin")
         self.keeld, self.keelctl = os.path.join(bindir, "keeld"), os.path.join(bindir, "keelctl")
@@ -309,8 +333,10 @@ class Run:
         self.nodes = []
         self.workers = []     # (name, Popen, history path, log path)
         self.events = []      # nemesis events
+        self.last_event_ms = 0.0
         self.t0 = None
         self.unexpected_exits = []
+        self.shutdown_exits = []  # a node that exited non-zero (or crashed) on SIGTERM at the end
         self.fault_counts = {}
         self.topics = [f"chaos-{i}" for i in range(args.topics)]
 
@@ -479,8 +505,10 @@ class Run:
 
     def event(self, f, fault, **kw):
         t = now_ms()
+        # never before the previous event, whatever the wall clock does (the workers clamp too);
         # "wall": the nodes' log time (UTC), to find the fault in their logs
-        ev = {"type": "nemesis", "f": f, "fault": fault, "time": round(t - self.t0, 3), "wall": wall(t)}
+        self.last_event_ms = max(self.last_event_ms, round(t - self.t0, 3))
+        ev = {"type": "nemesis", "f": f, "fault": fault, "time": self.last_event_ms, "wall": wall(t)}
         ev.update(kw)
         self.events.append(ev)
         if f == "start":
@@ -500,16 +528,17 @@ class Run:
         kind = self.rng.choice(self.args.targets)
         if kind == "active-controller":
             c = self.active_controller()
-            return kind, [c] if c else [self.rng.choice(self.controllers)]
+            return kind, [c] if c else [self.fallback_rng.choice(self.controllers)]
         if kind == "partition-leader":
             b, _ = self.partition_leader()
-            return kind, [b] if b else [self.rng.choice(self.brokers)]
+            return kind, [b] if b else [self.fallback_rng.choice(self.brokers)]
         if kind == "minority":
             return kind, self.rng.sample(self.nodes, (len(self.nodes) - 1) // 2)
         return kind, [self.rng.choice(self.nodes)]
 
     def fault_kill(self):
         kind, targets = self.pick_targets()
+        self.watch_nodes()  # one that died by itself while the targets were looked up is its own story
         names = [n.name for n in targets]
         self.event("start", "kill", target=kind, nodes=names)
         for n in targets:
@@ -542,12 +571,12 @@ class Run:
             x = targets[0]
             return [x.name, kind], [(x.addr, o.addr) for o in nodes if o is not x]
         if mode == "isolate-controller":
-            x = self.active_controller() or self.rng.choice(self.controllers)
+            x = self.active_controller() or self.fallback_rng.choice(self.controllers)
             return [x.name], [(x.addr, o.addr) for o in nodes if o is not x]
         if mode == "isolate-leader":
             # from its followers only: it still reaches the controllers and the clients
             x, _ = self.partition_leader()
-            x = x or self.rng.choice(self.brokers)
+            x = x or self.fallback_rng.choice(self.brokers)
             return [x.name], [(x.addr, o.addr) for o in self.brokers if o is not x]
         self.rng.shuffle(nodes)
         n = len(nodes)
@@ -555,12 +584,19 @@ class Run:
             a, b = nodes[:n // 2], nodes[n // 2:]
             return [f"{'+'.join(x.name for x in a)} | {'+'.join(x.name for x in b)}"], \
                 [(x.addr, y.addr) for x in a for y in b]
-        # majorities-ring: nodes on a ring, each linked to its neighbours within distance d, so
-        # that every node sees a majority of the nodes but no two see the same majority
-        d = (n // 2 + 1) // 2 if n > 3 else 1
-        cut = [(nodes[i], nodes[j]) for i in range(n) for j in range(i + 1, n)
-               if min(j - i, n - (j - i)) > d]
-        if not cut:  # 3 nodes: cut one edge (a bridge: the middle node sees both others)
+        # majorities-ring (Jepsen's): nodes on a ring, each linked to just enough of the others to
+        # see a bare majority, and no two seeing the same one. Each keeps its ring neighbours
+        # within distance k, and with an even count the node opposite too: for 6 nodes, i-1, i+1
+        # and i+3, so every node sees 4 of 6 and the distance-2 links are cut.
+        need = n // 2                      # others a node must see: with itself, n // 2 + 1
+        k = need // 2
+        opposite = need % 2 == 1 and n % 2 == 0
+
+        def linked(i, j):
+            dist = min(abs(i - j), n - abs(i - j))
+            return dist <= k or (opposite and dist == n // 2)
+        cut = [(nodes[i], nodes[j]) for i in range(n) for j in range(i + 1, n) if not linked(i, j)]
+        if n == 3:  # every node already sees a majority with one link: a bridge (the middle sees both)
             cut = [(nodes[0], nodes[2])]
         return [" ".join(x.name for x in nodes)], [(x.addr, y.addr) for x, y in cut]
 
@@ -596,17 +632,21 @@ class Run:
         deadline = time.monotonic() + self.args.duration
         act = {"kill": self.fault_kill, "pause": self.fault_pause, "partition": self.fault_partition,
                "restart-all": self.fault_restart_all, "slow": self.fault_slow}
+        # every requested fault once, in a seeded order, before any repeats: a short mixed run
+        # still has each of them
+        first_round = self.rng.sample(self.faults, len(self.faults))
         while True:
             self.hold(QUIET_S)
             if time.monotonic() >= deadline or not self.faults:
                 if not self.faults:
                     self.hold((max(0.0, deadline - time.monotonic()),) * 2)
                 break
-            fault = self.rng.choice(self.faults)
+            fault = first_round.pop(0) if first_round else self.rng.choice(self.faults)
             self.fault_counts[fault] = self.fault_counts.get(fault, 0) + 1
             act[fault]()
 
     def heal_all(self):
+        self.watch_nodes()
         self.net.heal()
         for n in self.nodes:
             if n.paused:
@@ -618,18 +658,30 @@ class Run:
     # -- end
 
     def stop_all(self):
-        """Every path out: workers, then brokers, then controllers; everything reaped."""
-        for _, p, _, _ in self.workers:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-        for n in self.nodes:
-            n.expected_down = True
-            if n.paused:
-                n.resume()
-        for n in self.brokers + self.controllers:
-            n.stop(10)
-        self.net.heal()
+        """Every path out: network healed, workers killed, brokers then controllers stopped;
+        everything reaped. A second Ctrl-C cannot cut this short (PDEATHSIG covers a SIGKILL)."""
+        old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            try:
+                self.net.heal()
+            except RunError as e:
+                say(f"while stopping: {e}")
+            for _, p, _, _ in self.workers:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+            for n in self.nodes:
+                if n.paused:
+                    n.resume()
+            for n in self.brokers + self.controllers:
+                was_running = n.alive() and not n.expected_down
+                n.expected_down = True
+                status = n.stop(STOP_TIMEOUT_S)
+                if was_running and status is not None and status != 0:
+                    self.shutdown_exits.append({"node": n.name, "status": status})
+        finally:
+            for sig, h in old.items():
+                signal.signal(sig, h)
 
     def merge_history(self):
         path = os.path.join(self.out, "history.jsonl")
@@ -644,7 +696,8 @@ class Run:
                                 out.write(line)
         return path
 
-    def ok_sends_after(self, t_ms):
+    def ok_sends_between(self, lo_ms, hi_ms):
+        """Sends acknowledged in [lo_ms, hi_ms) of the history's clock."""
         n = 0
         for name, _, hist, _ in self.workers:
             if not name.startswith("p") or not os.path.exists(hist):
@@ -656,25 +709,26 @@ class Run:
                             ev = json.loads(line)
                         except ValueError:
                             continue
-                        if ev.get("type") == "ok" and ev.get("time", 0) >= t_ms:
+                        if ev.get("type") == "ok" and lo_ms <= ev.get("time", -1) < hi_ms:
                             n += 1
         return n
 
 
 def run(args, netns):
-    r = Run(args, netns)
-    os.makedirs(r.out, exist_ok=True)
-    if not netns:
-        why = "--no-netns" if args.no_netns else "no network namespace (needs root and `unshare --net`)"
-        say(f"{why}: running on the host's loopback"
-            + (f" without the {', '.join(r.skipped_faults)} faults" if r.skipped_faults else ""))
-    else:
-        say(f"network namespace of pid {os.getpid()} (enter with: nsenter -t {os.getpid()} -n); "
-            f"slow uses {'netem' if r.net.netem else 'tbf + nft loss (no netem in this kernel)'}")
-    say(f"seed {args.seed}, {args.duration} s, faults {','.join(r.faults) or 'none'}"
-        + (f", injected broker bug {args.inject_bug}" if args.inject_bug else "") + f", out {r.out}")
-    problems, verdict = [], None
+    """The run; returns the exit status (0 valid, 1 invalid, 2 not carried out)."""
+    os.makedirs(args.out, exist_ok=True)
+    problems, failed, r = [], None, None
     try:
+        r = Run(args, netns)
+        if not netns:
+            why = "--no-netns" if args.no_netns else "no network namespace of its own (needs root and `unshare --net`)"
+            say(f"{why}: running on the host's loopback"
+                + (f" without the {', '.join(r.skipped_faults)} faults" if r.skipped_faults else ""))
+        else:
+            say(f"network namespace of pid {os.getpid()} (enter with: nsenter -t {os.getpid()} -n); "
+                f"slow uses {'netem' if r.net.netem else 'tbf + nft loss (no netem in this kernel)'}")
+        say(f"seed {args.seed}, {args.duration} s, faults {','.join(r.faults) or 'none'}"
+            + (f", injected broker bug {args.inject_bug}" if args.inject_bug else "") + f", out {r.out}")
         r.layout()
         r.start_cluster()
         r.t0 = now_ms()
@@ -686,12 +740,12 @@ def run(args, netns):
                      r.cluster_whole, HEAL_TIMEOUT_S)
         healed_at = now_ms() - r.t0
         r.hold((RECOVERY_S, RECOVERY_S))
+        progress = r.ok_sends_between(healed_at, healed_at + RECOVERY_S * 1000)
         r.stop_workers("p")
         r.stop_workers("r")
-        after = r.ok_sends_after(healed_at)
-        if after == 0:
+        if progress == 0:
             problems.append(f"no progress: no send was acknowledged in the {RECOVERY_S} s after the heal")
-        say(f"final read of every partition ({after} sends acknowledged after the heal)")
+        say(f"final read of every partition ({progress} sends acknowledged in the {RECOVERY_S} s after the heal)")
         fr = r.spawn_worker("final", "final-read", ["--timeout-ms", str(FINAL_READ_TIMEOUT_S * 1000)])
         try:
             fr.wait(timeout=FINAL_READ_TIMEOUT_S + 30)
@@ -702,48 +756,55 @@ def run(args, netns):
             problems.append(f"the final read did not complete (status {fr.returncode}, see workers/final.log)")
         r.watch_nodes()
     except RunError as e:
-        say(f"cannot carry out the run: {e}")
-        for n in r.nodes:
-            tail = n.log_tail()
-            if tail and n.alive() is False:
-                say(f"last lines of {n.name}'s log:\n{tail}")
-        verdict = 2
+        failed = str(e)
+    except (OSError, ValueError, TypeError, KeyError, subprocess.SubprocessError) as e:
+        failed = f"{type(e).__name__}: {e}"  # a harness bug or a broken tool, not a verdict on Keel
     finally:
-        r.stop_all()
-    if r.t0 is None:
-        return verdict or 2
+        if r is not None:
+            r.stop_all()
+    if failed:
+        say(f"cannot carry out the run: {failed}")
+        for n in (r.nodes if r else []):
+            tail = n.log_tail()
+            if tail and not n.alive():
+                say(f"last lines of {n.name}'s log:\n{tail}")
+    if r is None or r.t0 is None:
+        return 2
     hist = r.merge_history()
     chk = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "chaos_check.py"), hist, "--out", r.out]
                          + (["--no-plots"] if args.no_plots else []))
     for e in r.unexpected_exits:
         problems.append(f"node {e['node']} exited by itself at t={e['time'] / 1000:.1f}s (status {e['status']})")
-    summary = {"seed": args.seed, "duration_s": args.duration, "t0_wall": wall(r.t0), "faults_requested": list(args.faults),
-               "faults_run": r.fault_counts, "faults_skipped": r.skipped_faults, "netns": netns,
+    for e in r.shutdown_exits:
+        problems.append(f"node {e['node']} exited with status {e['status']} on SIGTERM at the end")
+    summary = {"seed": args.seed, "duration_s": args.duration, "t0_wall": wall(r.t0),
+               "faults_requested": list(args.faults), "faults_run": r.fault_counts,
+               "faults_skipped": r.skipped_faults, "netns": netns,
                "slow_method": ("netem" if r.net.netem else "tbf+nft") if netns else None,
-               "inject_bug": args.inject_bug, "unexpected_exits": r.unexpected_exits, "problems": problems,
-               "checker_status": chk.returncode}
+               "inject_bug": args.inject_bug, "unexpected_exits": r.unexpected_exits,
+               "shutdown_exits": r.shutdown_exits, "problems": problems, "not_carried_out": failed,
+               "checker_status": chk.returncode, "replay": replay_command(args, netns)}
     res_path = os.path.join(r.out, "results.json")
     try:
         with open(res_path) as fh:
             res = json.load(fh)
-        res["run"] = summary
-        res["run_valid"] = chk.returncode == 0 and not problems and verdict is None
-        with open(res_path, "w") as fh:
-            json.dump(res, fh, indent=1)
-            fh.write("\n")
     except (OSError, ValueError):
-        problems.append("the checker wrote no results.json")
+        res = None
     print(f"run: seed {args.seed}, faults run: "
           + (", ".join(f"{k} x{v}" for k, v in sorted(r.fault_counts.items())) or "none")
           + (f", injected bug {args.inject_bug}" if args.inject_bug else ""))
     for p in problems:
         print(f"run problem: {p}")
-    print("replay: " + replay_command(args))
-    if verdict is not None:
-        return verdict
-    if chk.returncode == 2:
+    print("replay: " + summary["replay"])
+    if res is None or chk.returncode not in (0, 1) or failed:
+        print(f"run: NOT CARRIED OUT ({failed or f'the checker failed with status {chk.returncode}'})")
+        if res is not None:
+            res.update(run=summary, run_valid=False)
+            write_json(res_path, res)
         return 2
     valid = chk.returncode == 0 and not problems
+    res.update(run=summary, run_valid=valid)
+    write_json(res_path, res)
     if valid and not args.keep_data:
         for n in r.nodes:
             shutil.rmtree(os.path.join(n.dir, "data"), ignore_errors=True)
@@ -751,7 +812,13 @@ def run(args, netns):
     return 0 if valid else 1
 
 
-def replay_command(a):
+def write_json(path, obj):
+    with open(path, "w") as fh:
+        json.dump(obj, fh, indent=1)
+        fh.write("\n")
+
+
+def replay_command(a, netns):
     cmd = f"tools/chaos run --duration {a.duration} --faults {','.join(a.faults) or 'none'} --seed {a.seed}"
     if a.targets != list(TARGETS):
         cmd += f" --targets {','.join(a.targets)}"
@@ -760,6 +827,8 @@ def replay_command(a):
     for k, default in (("topics", 2), ("partitions", 3), ("producers", 3), ("consumers", 2), ("rate", 300)):
         if getattr(a, k) != default:
             cmd += f" --{k} {getattr(a, k)}"
+    if not netns:
+        cmd += " --no-netns"
     return cmd + (f" --inject-bug {a.inject_bug}" if a.inject_bug else "")
 
 
@@ -810,6 +879,21 @@ def parse_args(argv):
     return a
 
 
+def netns_id():
+    """This process's network namespace (the inode of /proc/self/ns/net), or None."""
+    try:
+        return os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return None
+
+
+def own_netns():
+    """True when this process runs in a namespace other than the one the runner was started in
+    (recorded in the environment before the re-exec; init's cannot always be read)."""
+    started_in, now = os.environ.get(ENV_IN_NETNS, ""), netns_id()
+    return started_in.isdigit() and now is not None and int(started_in) != now
+
+
 def can_unshare():
     if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
         return False
@@ -819,13 +903,15 @@ def can_unshare():
 def main():
     argv = sys.argv[1:]
     args = parse_args(argv)
-    if os.environ.get(ENV_IN_NETNS) != "1" and not args.no_netns and can_unshare():
+    if not os.environ.get(ENV_IN_NETNS) and not args.no_netns and can_unshare() and netns_id() is not None:
         # Re-run this script in a fresh network namespace; the seed and out dir are fixed first
         # so that the re-run uses the same ones.
-        os.environ[ENV_IN_NETNS] = "1"
+        os.environ[ENV_IN_NETNS] = str(netns_id())
         fixed = argv + ["--seed", str(args.seed), "--out", args.out]
         os.execvp("unshare", ["unshare", "--net", "--", sys.executable, os.path.abspath(__file__)] + fixed)
-    netns = os.environ.get(ENV_IN_NETNS) == "1" and not args.no_netns
+    # The variable only says the re-exec happened; the namespace itself is checked, so that a
+    # leaked variable can never let the run put rules on the host's own network.
+    netns = not args.no_netns and own_netns()
 
     def interrupted(signum, _frame):
         raise KeyboardInterrupt(signal.Signals(signum).name)

@@ -47,7 +47,8 @@ void net_loop_stop(net_loop_t *l);
  * (socket.source.address): a node on its own 127.0.0.N is then seen as that
  * address by the others, which the chaos harness's partition rules rely on.
  * NULL or "" = the kernel's choice. KL_EINVAL for anything but a numeric
- * IPv4/IPv6 address. Applies to connection attempts from now on. */
+ * IPv4/IPv6 address, KL_ECONFIG for one this host cannot bind. Applies to
+ * connection attempts from now on. */
 int net_loop_set_source(net_loop_t *l, const char *ip);
 int64_t net_now_ms(void);          /* monotonic ms (CLOCK_MONOTONIC) */
 int64_t net_wall_ms(void);         /* unix ms */

@@ -57,7 +57,15 @@ int net_loop_set_source(net_loop_t *l, const char *ip)
     } else {
         return KL_EINVAL;
     }
-    return 0;
+    /* Not an address of this host: every connection would fail with EADDRNOTAVAIL, so say so now. */
+    int fd = socket(l->source.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rc = fd >= 0 && bind(fd, (const struct sockaddr *)&l->source, l->source_len) == 0 ? 0 : KL_ECONFIG;
+    if (fd >= 0) close(fd);
+    if (rc) {
+        memset(&l->source, 0, sizeof l->source);
+        l->source_len = 0;
+    }
+    return rc;
 }
 
 void net_loop_free(net_loop_t *l)

@@ -303,6 +303,16 @@ static void connect_cb(evutil_socket_t fd, short what, void *arg)
     peer_leave(p);
 }
 
+/* socket.source.address: port 0, so only the address is fixed, and
+ * IP_BIND_ADDRESS_NO_PORT (best effort) lets connect() pick the port per
+ * destination instead of reserving one for good at bind(). */
+static int bind_source(const net_loop_t *l, evutil_socket_t fd)
+{
+    const int one = 1;
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    return bind(fd, (const struct sockaddr *)&l->source, l->source_len);
+}
+
 /* Non-blocking connect done by hand, so a refusal reports its own errno.
  * Each address of the host is tried in turn (e.g. "localhost" -> ::1, then
  * 127.0.0.1); the attempt fails with the last address's reason. */
@@ -318,10 +328,8 @@ static void try_next_addr(net_peer_t *p, const char *why)
             continue;
         }
         net_set_nodelay(fd);
-        /* socket.source.address: port 0, so only the address is fixed. A
-         * family mismatch (IPv6 peer, IPv4 source) connects unbound. */
-        if (p->l->source_len && p->l->source.ss_family == sa->sa_family &&
-            bind(fd, (const struct sockaddr *)&p->l->source, p->l->source_len) != 0) {
+        /* A family mismatch (IPv6 peer, IPv4 source) connects unbound. */
+        if (p->l->source_len && p->l->source.ss_family == sa->sa_family && bind_source(p->l, fd) != 0) {
             snprintf(last, sizeof last, "cannot bind to socket.source.address: %s", strerror(errno));
             evutil_closesocket(fd);
             continue;

@@ -241,8 +241,10 @@ int main(int argc, char **argv)
         goto out;
     }
     const char *source = kl_config_str(k.cfg, "socket.source.address");
-    if (net_loop_set_source(k.loop, source) != 0) {
-        KL_ERROR(MOD, "socket.source.address=%s is not a numeric IP address", source);
+    const int src_rc = net_loop_set_source(k.loop, source);
+    if (src_rc != 0) {
+        KL_ERROR(MOD, "socket.source.address=%s: %s", source,
+                 src_rc == KL_EINVAL ? "not a numeric IP address" : "not an address of this host");
         goto out;
     }
     /* kcfg_load allows exactly one role per process. */

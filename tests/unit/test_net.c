@@ -456,6 +456,7 @@ START_TEST(test_peers_connect_from_the_configured_source_address)
 {
     net_loop_t *l = net_loop_new(0);
     ck_assert_int_eq(net_loop_set_source(l, "not-an-ip"), KL_EINVAL);
+    ck_assert_int_eq(net_loop_set_source(l, "192.0.2.1"), KL_ECONFIG); /* TEST-NET-1: not this host's */
     ck_assert_int_eq(net_loop_set_source(l, "127.0.0.9"), 0);
     server_t s = {0};
     srv_listen(&s, l, "PLAINTEXT", NULL, 0);
