@@ -38,7 +38,7 @@
     X(KL_EDUPLICATE, -30, "duplicate sequence number")                           \
     X(KL_ESEQUENCE, -31, "out-of-order sequence number")                         \
     X(KL_EUNKNOWNEPOCH, -32, "unknown leader epoch")                               \
-    X(KL_ENOTAVAILABLE, -33, "not available yet: the new leader's high watermark is catching up")
+    X(KL_ENOTAVAILABLE, -33, "not available yet: catching up (a new leader's high watermark, a starting broker's metadata)")
 
 enum kl_err {
 #define KL_ERR_ENUM(name, value, msg) name = (value),

@@ -756,9 +756,20 @@ static void fill_topic(wire_topic_info_t *ti, const meta_topic_t *t)
 }
 
 /* Metadata from the committed image (DESIGN.md §4): every registered broker,
- * the requested topics (or all), unknown names with KL_EUNKNOWNPARTITION. */
+ * the requested topics (or all), unknown names with KL_EUNKNOWNPARTITION.
+ * Not before this incarnation's registration is applied: until then the
+ * image may be empty or old (a restarted broker replaying its log), and a
+ * client told "no such topic" would give up on one that exists (found by
+ * tools/chaos run after restart-all). Like a Kafka broker, which serves only
+ * once it has caught up; the retriable KL_ENOTAVAILABLE sends the client to
+ * another broker. */
 static void answer_metadata(broker_t *b, net_conn_id_t conn, const wire_msg_t *req)
 {
+    if (!b->publishing) {
+        reply_error(b, conn, req->api, req->correlation_id, KL_ENOTAVAILABLE,
+                    "broker %d has not caught up with the metadata log yet", b->id);
+        return;
+    }
     const meta_image_t *img = b->image;
     const wire_metadata_req_t *mr = &req->body.metadata;
     int nb = meta_image_broker_count(img);
