@@ -53,6 +53,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -68,7 +69,7 @@ ENV_IN_NETNS = "KEEL_CHAOS_IN_NETNS"
 N_CONTROLLERS = 3
 N_BROKERS = 3
 BROKER_ID_BASE = 100
-CONTROLLER_ADDR = "127.0.0.{}"  # .11, .12, ...
+NODE_ADDR = "127.0.0.{}"        # controllers .11, .12, ..., brokers .21, .22, ...
 CONTROLLER_HOST_BASE = 10
 BROKER_HOST_BASE = 20
 CLIENT_ADDR = "127.0.0.1"
@@ -342,10 +343,8 @@ class Run:
 
     # -- layout
 
-    def ports(self, n, addrs):
-        if self.netns:
-            return None
-        import socket
+    def free_ports(self, addrs):
+        """A free port on each address (on the host's loopback, shared with everything else)."""
         socks = []
         for a in addrs:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -357,9 +356,9 @@ class Run:
         return ports
 
     def layout(self):
-        caddrs = [CONTROLLER_ADDR.format(CONTROLLER_HOST_BASE + i) for i in range(1, N_CONTROLLERS + 1)]
-        baddrs = [CONTROLLER_ADDR.format(BROKER_HOST_BASE + i) for i in range(1, N_BROKERS + 1)]
-        free = self.ports(N_CONTROLLERS + N_BROKERS, caddrs + baddrs)
+        caddrs = [NODE_ADDR.format(CONTROLLER_HOST_BASE + i) for i in range(1, N_CONTROLLERS + 1)]
+        baddrs = [NODE_ADDR.format(BROKER_HOST_BASE + i) for i in range(1, N_BROKERS + 1)]
+        free = None if self.netns else self.free_ports(caddrs + baddrs)
         for i, a in enumerate(caddrs):
             self.nodes.append(Node(self, f"c{i + 1}", "controller", i + 1, a,
                                    free[i] if free else NS_CONTROLLER_PORT))
