@@ -138,6 +138,18 @@ t_leader_of() { t_topic "$1" && t_eval "$T_TOPIC" "[p['leader'] for p in d[0]['p
 # Writes N unique lines "PREFIX-i" to stdout.
 t_values() { seq -f "$2-%.0f" 1 "$1"; }
 
+# t_produce_paced N RATE PREFIX PRODUCE_ARGS...: N records (PREFIX-1..) at RATE/s, produced with
+# acks=all in the background into $T_TMP/produced.jsonl; T_PRODUCER is the job's pid.
+t_produce_paced() {
+  local n=$1 rate=$2 prefix=$3
+  shift 3
+  python3 "$T_ROOT/tests/integration/pace.py" "$n" "$rate" "$prefix" |
+    t_sctl produce "$@" --acks all --json >"$T_TMP/produced.jsonl" &
+  T_PRODUCER=$!
+}
+# t_acked N: at least N records of t_produce_paced answered so far.
+t_acked() { (($(wc -l <"$T_TMP/produced.jsonl") >= $1)); }
+
 # t_verify PRODUCED CONSUMED: every acknowledged record read back exactly once, in order.
 t_verify() {
   local out

@@ -16,18 +16,15 @@ victim_id=$(t_leader_of events 0)
 victim=$(cl_resolve "$victim_id")
 t_log "partition 0 is led by $victim ($victim_id)"
 
-python3 "$T_ROOT/tests/integration/pace.py" "$N" "$RATE" e |
-  t_sctl produce --topic events --acks all --json >"$T_TMP/produced.jsonl" &
-producer=$!
-acked() { (($(wc -l <"$T_TMP/produced.jsonl") >= $1)); }
-t_wait "the first 20000 acknowledgements" acked 20000
+t_produce_paced "$N" "$RATE" e --topic events
+t_wait "the first 20000 acknowledgements" t_acked 20000
 cluster kill "$victim" >/dev/null
 t_log "killed $victim after $(wc -l <"$T_TMP/produced.jsonl") acknowledgements"
 t_wait "partition 0 led by another in-sync replica" t_partition_ok events 0 "$victim_id" 2
 t_log "partition 0 now led by $(t_leader_of events 0)"
-t_wait "40000 more acknowledgements" acked 60000
+t_wait "40000 more acknowledgements" t_acked 60000
 cluster start "$victim" >/dev/null
-wait "$producer" || t_log "producer exited non-zero (some records failed: counted below)"
+wait "$T_PRODUCER" || t_log "producer exited non-zero (some records failed: counted below)"
 t_check "the producer reported every input line" test "$(wc -l <"$T_TMP/produced.jsonl")" == "$N"
 
 acked_n=$(grep -vc '"error"' "$T_TMP/produced.jsonl" || true)

@@ -23,11 +23,8 @@ t_check "$victim leads exactly the partitions it is preferred for: $T_TOPIC" \
   test "$(t_eval "$T_TOPIC" "sorted(p['partition'] for p in d[0]['partitions'] if p['leader'] == $vid)")" == "$preferred"
 t_log "partition 0 is led by $victim ($vid), preferred leader of partitions $preferred"
 
-python3 "$T_ROOT/tests/integration/pace.py" "$N" "$RATE" o |
-  t_sctl produce --topic orders --acks all --json >"$T_TMP/produced.jsonl" &
-producer=$!
-acked() { (($(wc -l <"$T_TMP/produced.jsonl") >= $1)); }
-t_wait "the first 4000 acknowledgements" acked 4000
+t_produce_paced "$N" "$RATE" o --topic orders
+t_wait "the first 4000 acknowledgements" t_acked 4000
 # cluster stop fails unless keeld exits with status 0.
 t_check "$victim stops cleanly on SIGTERM" cluster stop "$victim" >/dev/null
 t_log "stopped $victim after $(wc -l <"$T_TMP/produced.jsonl") acknowledgements"
@@ -44,9 +41,9 @@ none_led_by_victim() {
 t_wait "every partition led by another broker, $victim out of every ISR" none_led_by_victim
 t_log "leaders after the shutdown: $(t_eval "$T_TOPIC" "[p['leader'] for p in d[0]['partitions']]")"
 
-t_wait "acknowledgements from the new leaders" acked 12000
+t_wait "acknowledgements from the new leaders" t_acked 12000
 cluster start "$victim" >/dev/null
-wait "$producer" || t_log "producer exited non-zero (some records failed: counted below)"
+wait "$T_PRODUCER" || t_log "producer exited non-zero (some records failed: counted below)"
 t_check "the producer reported every input line" test "$(wc -l <"$T_TMP/produced.jsonl")" == "$N"
 acked_n=$(grep -vc '"error"' "$T_TMP/produced.jsonl" || true)
 # The leaderships moved before the broker went away: producing never had to fail.

@@ -15,12 +15,8 @@ cluster up --controllers 3 --brokers 3 >/dev/null
 t_sctl topics create --topic durable --partitions 6 --replication-factor 3 --config min.insync.replicas=2 >/dev/null
 t_wait "every partition of durable led with an ISR of 3" t_all_isr durable 3
 
-python3 "$T_ROOT/tests/integration/pace.py" "$N" "$RATE" d |
-  t_sctl produce --topic durable --acks all --delivery-timeout-ms "$DELIVERY_MS" --json \
-    >"$T_TMP/produced.jsonl" &
-producer=$!
-acked() { (($(wc -l <"$T_TMP/produced.jsonl") >= $1)); }
-t_wait "the first 5000 acknowledgements" acked 5000
+t_produce_paced "$N" "$RATE" d --topic durable --delivery-timeout-ms "$DELIVERY_MS"
+t_wait "the first 5000 acknowledgements" t_acked 5000
 for n in "${BROKERS[@]}"; do cluster kill "$n" >/dev/null; done
 down_at=$(wc -l <"$T_TMP/produced.jsonl")
 t_log "killed every broker after $down_at acknowledgements"
@@ -38,8 +34,8 @@ all_fenced() {
 t_wait "the controller to fence every broker" all_fenced
 for n in "${BROKERS[@]}"; do cluster start "$n" >/dev/null; done
 t_log "restarted every broker once the controller had fenced them"
-t_wait "acknowledgements after the restart" acked $((down_at + 1000 < N ? down_at + 1000 : N))
-wait "$producer" || t_log "producer exited non-zero (some records failed: counted below)"
+t_wait "acknowledgements after the restart" t_acked $((down_at + 1000 < N ? down_at + 1000 : N))
+wait "$T_PRODUCER" || t_log "producer exited non-zero (some records failed: counted below)"
 t_check "the producer reported every input line" test "$(wc -l <"$T_TMP/produced.jsonl")" == "$N"
 
 acked_n=$(grep -vc '"error"' "$T_TMP/produced.jsonl" || true)

@@ -16,21 +16,18 @@ t_wait "every partition of ledger led with an ISR of 3" t_all_isr ledger 3
 zid=$(t_leader_of ledger 0)
 zombie=$(cl_resolve "$zid")
 
-python3 "$T_ROOT/tests/integration/pace.py" "$N" "$RATE" z |
-  t_sctl produce --topic ledger --acks all --json >"$T_TMP/produced.jsonl" &
-producer=$!
-acked() { (($(wc -l <"$T_TMP/produced.jsonl") >= $1)); }
-t_wait "the first 3000 acknowledgements" acked 3000
+t_produce_paced "$N" "$RATE" z --topic ledger
+t_wait "the first 3000 acknowledgements" t_acked 3000
 paused_at=$(cl_now_ms)
 cluster kill "$zombie" --signal STOP >/dev/null
 t_wait "partition 0 led by another in-sync replica" t_partition_ok ledger 0 "$zid" 2
 moved_ms=$(($(cl_now_ms) - paused_at))
 t_log "$zombie paused; partition 0 moved to $(t_eval "$T_TOPIC" "d[0]['partitions'][0]['leader']") after $moved_ms ms"
 before=$(wc -l <"$T_TMP/produced.jsonl")
-t_wait "acknowledgements from the new leader" acked $((before + 3000 < N ? before + 3000 : N))
+t_wait "acknowledgements from the new leader" t_acked $((before + 3000 < N ? before + 3000 : N))
 cluster kill "$zombie" --signal CONT >/dev/null
 t_log "$zombie resumed"
-wait "$producer" || t_log "producer exited non-zero (some records failed: counted below)"
+wait "$T_PRODUCER" || t_log "producer exited non-zero (some records failed: counted below)"
 t_check "the producer reported every input line" test "$(wc -l <"$T_TMP/produced.jsonl")" == "$N"
 
 t_sctl consume --topic ledger --from-beginning --timeout-ms 5000 --json >"$T_TMP/consumed.jsonl"
