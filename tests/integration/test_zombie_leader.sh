@@ -20,12 +20,16 @@ t_produce_paced "$N" "$RATE" z --topic ledger
 t_wait "the first 3000 acknowledgements" t_acked 3000
 paused_at=$(cl_now_ms)
 cluster kill "$zombie" --signal STOP >/dev/null
+# keelctl asks the first bootstrap broker first, and a paused one takes its whole --timeout-ms:
+# while the zombie is paused, ask the others.
+CL_SBOOT=$(cl_bootstrap_of $(cl_brokers | grep -vx "$zombie"))
 t_wait "partition 0 led by another in-sync replica" t_partition_ok ledger 0 "$zid" 2
 moved_ms=$(($(cl_now_ms) - paused_at))
 t_log "$zombie paused; partition 0 moved to $(t_eval "$T_TOPIC" "d[0]['partitions'][0]['leader']") after $moved_ms ms"
 before=$(wc -l <"$T_TMP/produced.jsonl")
 t_wait "acknowledgements from the new leader" t_acked $((before + 3000 < N ? before + 3000 : N))
 cluster kill "$zombie" --signal CONT >/dev/null
+CL_SBOOT=""
 t_log "$zombie resumed"
 wait "$T_PRODUCER" || t_log "producer exited non-zero (some records failed: counted below)"
 t_check "the producer reported every input line" test "$(wc -l <"$T_TMP/produced.jsonl")" == "$N"
